@@ -1,0 +1,3 @@
+from fleece.cli import main
+
+main()
