@@ -41,7 +41,9 @@ class _LazyGroup(click.Group):
         assert isinstance(command, click.Command)
         return command
 
-    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+    def format_commands(
+        self, ctx: click.Context, formatter: click.HelpFormatter
+    ) -> None:
         rows = [(name, _COMMANDS[name]) for name in self.list_commands(ctx)]
         if not rows:
             return

@@ -48,7 +48,9 @@ def session_for_environment(environment: Environment | None) -> "boto3.Session":
 
     if environment is None:
         return boto3.Session()
-    session = boto3.Session(profile_name=environment.profile, region_name=environment.region)
+    session = boto3.Session(
+        profile_name=environment.profile, region_name=environment.region
+    )
     if environment.role:
         credentials = assume_role(session, environment.account, environment.role)
         session = boto3.Session(
@@ -66,8 +68,12 @@ def assume_role(session: "boto3.Session", account: str, role: str) -> AwsCredent
 
     arn = role if role.startswith("arn:") else f"arn:aws:iam::{account}:role/{role}"
     try:
-        response = session.client("sts").assume_role(RoleArn=arn, RoleSessionName="fleece")
+        response = session.client("sts").assume_role(
+            RoleArn=arn, RoleSessionName="fleece"
+        )
     except (BotoCoreError, ClientError) as error:
         raise FleeceError(f"could not assume role {arn}: {error}") from None
     creds = response["Credentials"]
-    return AwsCredentials(creds["AccessKeyId"], creds["SecretAccessKey"], creds["SessionToken"])
+    return AwsCredentials(
+        creds["AccessKeyId"], creds["SecretAccessKey"], creds["SessionToken"]
+    )

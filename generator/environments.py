@@ -57,13 +57,17 @@ class Environments:
             if environment.name == name:
                 return environment
         known = ", ".join(e.name for e in self.environments) or "none"
-        raise BadInput(f"unknown environment {name!r} (environments.yml defines: {known})")
+        raise BadInput(
+            f"unknown environment {name!r} (environments.yml defines: {known})"
+        )
 
     def for_stage(self, stage: str) -> Environment:
         """The environment of ``stage``: an exact name first, then patterns in file order."""
         name = match_stage(stage, [key for key, _ in self.stages])
         if name is None:
-            raise BadInput(f"unknown stage {stage!r}: no entry of the stages: map in environments.yml matches it")
+            raise BadInput(
+                f"unknown stage {stage!r}: no entry of the stages: map in environments.yml matches it"
+            )
         return self.get(dict(self.stages)[name])
 
 
@@ -88,7 +92,9 @@ def load_environments(path: Path) -> Environments:
     try:
         raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise BadInput(f"{path}: no such file (it lists the service's AWS environments)") from None
+        raise BadInput(
+            f"{path}: no such file (it lists the service's AWS environments)"
+        ) from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
@@ -106,25 +112,34 @@ def parse_environments(raw: Any, source: str = "environments.yml") -> Environmen
         entries = raw
     if not isinstance(entries, list):
         raise BadInput(f"{source}: expected an 'environments:' list")
-    environments = [_parse_entry(entry, f"{source}: environments[{i}]") for i, entry in enumerate(entries)]
+    environments = [
+        _parse_entry(entry, f"{source}: environments[{i}]")
+        for i, entry in enumerate(entries)
+    ]
     names = [e.name for e in environments]
     for name in names:
         if names.count(name) > 1:
             raise BadInput(f"{source}: environment {name!r} is defined more than once")
     if not isinstance(stages_raw, dict):
-        raise BadInput(f"{source}: 'stages:' must map stage names or /regex/ to environments")
+        raise BadInput(
+            f"{source}: 'stages:' must map stage names or /regex/ to environments"
+        )
     stages: list[tuple[str, str]] = []
     for key, value in stages_raw.items():
         target = value.get("environment") if isinstance(value, dict) else value
         if not isinstance(target, str):
             raise BadInput(f"{source}: stages.{key} must name an environment")
         if target not in names:
-            raise BadInput(f"{source}: stages.{key} names unknown environment {target!r}")
+            raise BadInput(
+                f"{source}: stages.{key} names unknown environment {target!r}"
+            )
         if is_pattern(str(key)):
             try:
                 re.compile(str(key)[1:-1])
             except re.error as error:
-                raise BadInput(f"{source}: stages.{key} is not a valid regex: {error}") from None
+                raise BadInput(
+                    f"{source}: stages.{key} is not a valid regex: {error}"
+                ) from None
         stages.append((str(key), target))
     return Environments(tuple(environments), tuple(stages))
 
@@ -139,7 +154,9 @@ def _parse_entry(entry: Any, where: str) -> Environment:
     if not isinstance(name, str) or not name:
         raise BadInput(f"{where}: 'name' is required")
     if not isinstance(account, str) or not re.fullmatch(r"\d{12}", account):
-        raise BadInput(f"{where} ({name}): 'account' must be a quoted 12-digit AWS account id")
+        raise BadInput(
+            f"{where} ({name}): 'account' must be a quoted 12-digit AWS account id"
+        )
     optional: dict[str, str | None] = {}
     for key in _KNOWN_KEYS - {"name", "account"}:
         value = entry.get(key)

@@ -16,7 +16,9 @@ def atomic_write(path: Path, data: str | bytes, mode: int | None = None) -> None
     if mode is None:
         mode = path.stat().st_mode & 0o7777 if path.exists() else 0o644
     raw = data.encode("utf-8") if isinstance(data, str) else data
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp_name = tempfile.mkstemp(
+        dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
+    )
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(raw)

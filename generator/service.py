@@ -52,10 +52,14 @@ def load_settings(service: Path) -> Settings:
         raise BadInput(f"{path} is not valid YAML") from None
     modules = raw.get("config_modules") or [] if isinstance(raw, dict) else None
     if not isinstance(modules, list) or not all(
-        isinstance(m, dict) and isinstance(m.get("stage"), str) and isinstance(m.get("path"), str)
+        isinstance(m, dict)
+        and isinstance(m.get("stage"), str)
+        and isinstance(m.get("path"), str)
         for m in modules
     ):
-        raise BadInput(f"{path}: config_modules must be a list of {{stage, path}} entries")
+        raise BadInput(
+            f"{path}: config_modules must be a list of {{stage, path}} entries"
+        )
     return Settings([ConfigModule(m["stage"], m["path"]) for m in modules])
 
 
@@ -63,8 +67,16 @@ def save_settings(service: Path, settings: Settings) -> None:
     """Write ``.fleece/settings.yml`` atomically."""
     path = Path(service) / SETTINGS_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = {"config_modules": [{"stage": m.stage, "path": m.path} for m in settings.config_modules]}
-    atomic_write(path, "# fleece settings for this service; managed by fleece.\n" + yaml.safe_dump(data, sort_keys=False))
+    data = {
+        "config_modules": [
+            {"stage": m.stage, "path": m.path} for m in settings.config_modules
+        ]
+    }
+    atomic_write(
+        path,
+        "# fleece settings for this service; managed by fleece.\n"
+        + yaml.safe_dump(data, sort_keys=False),
+    )
 
 
 def load_answers(service: Path) -> dict[str, Any]:
@@ -73,7 +85,9 @@ def load_answers(service: Path) -> dict[str, Any]:
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise BadInput(f"{path} is missing: is {service} a service made by `fleece new`?") from None
+        raise BadInput(
+            f"{path} is missing: is {service} a service made by `fleece new`?"
+        ) from None
     except yaml.YAMLError:
         raise BadInput(f"{path} is not valid YAML") from None
     if not isinstance(raw, dict):

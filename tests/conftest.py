@@ -30,7 +30,12 @@ def moto_endpoint() -> Iterator[str]:
 def aws(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
     """A clean moto account, wired into this process and its children by env vars."""
     requests.post(f"{moto_endpoint}/moto-api/reset", timeout=10).raise_for_status()
-    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+    for name in (
+        "AWS_PROFILE",
+        "AWS_DEFAULT_PROFILE",
+        "AWS_SESSION_TOKEN",
+        "AWS_SECURITY_TOKEN",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
@@ -38,5 +43,7 @@ def aws(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setenv("AWS_DEFAULT_REGION", AWS_REGION)
     monkeypatch.setenv("AWS_REGION", AWS_REGION)
     monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/fleece-test-aws-config")
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/fleece-test-aws-credentials")
+    monkeypatch.setenv(
+        "AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/fleece-test-aws-credentials"
+    )
     return moto_endpoint

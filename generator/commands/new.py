@@ -1,0 +1,82 @@
+"""``fleece new``: the command line of fleece.new."""
+
+from pathlib import Path
+
+import click
+
+from fleece.new import NewService, create_service
+
+
+@click.command("new")
+@click.argument("name")
+@click.argument("dest", required=False, type=click.Path(path_type=Path))
+@click.option(
+    "--template",
+    "-t",
+    default="service",
+    show_default=True,
+    help="Bundled template to render (or a template folder).",
+)
+@click.option(
+    "--data",
+    "-d",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Answer a question without a prompt; repeatable.",
+)
+@click.option(
+    "--defaults",
+    is_flag=True,
+    help="Take the default answer of every question not given by --data.",
+)
+@click.option(
+    "--no-git", is_flag=True, help="Do not make the service a git repository."
+)
+@click.option("--force", is_flag=True, help="Render into DEST even if it is not empty.")
+def command(
+    name: str,
+    dest: Path | None,
+    template: str,
+    data: tuple[str, ...],
+    defaults: bool,
+    no_git: bool,
+    force: bool,
+) -> None:
+    """Create the Lambda service NAME in DEST (default: ./NAME).
+
+    \b
+    Questions (answer them with --data KEY=VALUE):
+      project_name, package_name, description,
+      python_runtime  python3.12 (default), python3.13, python3.11
+      architecture    x86_64 (default), arm64
+      api_style       none (default), router, openapi
+      tracing         true (default), false
+      memory_size     MB, 128 to 10240 (default 256)
+      timeout         seconds, 1 to 900 (default 30)
+
+    \b
+    Example:
+      fleece new orders --defaults --data api_style=router --data architecture=arm64
+    """
+    created = create_service(
+        NewService(
+            name=name,
+            destination=dest,
+            template=template,
+            data=data,
+            defaults=defaults,
+            git=not no_git,
+            force=force,
+        )
+    )
+    answers = created.answers
+    click.echo(
+        f"Created {answers['project_name']} in {created.path} "
+        f"({answers['python_runtime']}, {answers['architecture']}, api: {answers['api_style']})."
+    )
+    click.echo("Next:")
+    click.echo(f"  cd {created.path}")
+    click.echo(
+        "  python3 -m venv .venv && . .venv/bin/activate && pip install -e '.[dev]'"
+    )
+    click.echo("  pytest")

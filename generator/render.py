@@ -1,0 +1,216 @@
+"""Rendering a service template into files: the one place rendering happens.
+
+A render is a pure function of (template, answers, fleece version) and gives an
+in-memory tree, ``{relative path: bytes}``. ``fleece new`` writes the tree;
+``fleece update`` merges trees. Rendering goes through copier into a private
+temp directory, then:
+
+- every ``.py`` file is formatted with black for the service's Python version,
+  so any answer (a long description, an odd name) still gives black-clean code;
+- the generator-owned ``src/fleece_runtime.py`` is added, with its header.
+"""
+
+import os
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from fleece import __version__
+from fleece.errors import BadInput, FleeceError
+from fleece.generated import render_generated
+from fleece.resources import runtime_stub_dir, templates_dir
+from fleece.service import ANSWERS_FILE, BASE_DIR, FLEECE_DIR, RUNTIME_MODULE
+
+if TYPE_CHECKING:
+    import black
+
+Tree = dict[str, bytes]
+
+# Questions fleece answers itself; a user never sets them.
+_INTERNAL_QUESTIONS = frozenset({"fleece_version"})
+
+
+@dataclass(frozen=True)
+class Question:
+    """One question of a template's copier.yml, as far as validating --data goes."""
+
+    name: str
+    type: str = "str"
+    choices: tuple[Any, ...] = ()
+    help: str = ""
+
+
+@dataclass(frozen=True)
+class Template:
+    """A copier template bundled with fleece (or, in tests, any folder)."""
+
+    name: str
+    path: Path
+    questions: dict[str, Question] = field(default_factory=dict)
+
+
+def available_templates() -> list[str]:
+    """The names of the bundled templates."""
+    return sorted(
+        p.name for p in templates_dir().iterdir() if (p / "copier.yml").is_file()
+    )
+
+
+def load_template(name_or_path: str | Path) -> Template:
+    """A bundled template by name, or a template folder by path."""
+    path = Path(name_or_path)
+    if not (path / "copier.yml").is_file():
+        path = templates_dir() / str(name_or_path)
+        if "/" in str(name_or_path) or not (path / "copier.yml").is_file():
+            known = ", ".join(available_templates())
+            raise BadInput(f"unknown template {str(name_or_path)!r} (bundled: {known})")
+    raw = yaml.safe_load((path / "copier.yml").read_text(encoding="utf-8")) or {}
+    questions = {
+        key: Question(
+            name=key,
+            type=str(spec.get("type", "str")) if isinstance(spec, dict) else "str",
+            choices=tuple(spec.get("choices") or ()) if isinstance(spec, dict) else (),
+            help=str(spec.get("help", "")) if isinstance(spec, dict) else "",
+        )
+        for key, spec in raw.items()
+        if not key.startswith("_") and key not in _INTERNAL_QUESTIONS
+    }
+    return Template(name=path.name, path=path, questions=questions)
+
+
+def parse_data(template: Template, pairs: list[str]) -> dict[str, Any]:
+    """Turn ``KEY=VALUE`` strings into typed answers, checked against the questions."""
+    answers: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key:
+            raise BadInput(f"--data {pair!r}: expected KEY=VALUE")
+        question = template.questions.get(key)
+        if question is None:
+            known = ", ".join(template.questions)
+            raise BadInput(
+                f"--data {key}: unknown question (the {template.name} template asks: {known})"
+            )
+        value = _typed(question, text)
+        if question.choices and value not in question.choices:
+            offered = ", ".join(str(c) for c in question.choices)
+            raise BadInput(
+                f"--data {key}={text}: not offered (choose one of: {offered})"
+            )
+        answers[key] = value
+    return answers
+
+
+def _typed(question: Question, text: str) -> Any:
+    if question.type == "int":
+        try:
+            return int(text)
+        except ValueError:
+            raise BadInput(
+                f"--data {question.name}={text}: expected a whole number"
+            ) from None
+    if question.type == "bool":
+        lowered = text.lower()
+        if lowered in {"true", "yes", "on", "1"}:
+            return True
+        if lowered in {"false", "no", "off", "0"}:
+            return False
+        raise BadInput(f"--data {question.name}={text}: expected true or false")
+    return text
+
+
+def render(
+    template: Template, answers: dict[str, Any], *, interactive: bool = False
+) -> Tree:
+    """Render ``template`` with ``answers``; with ``interactive``, copier asks the rest."""
+    from copier import run_copy
+    from copier.errors import CopierAnswersInterrupt, CopierError
+
+    with tempfile.TemporaryDirectory(prefix="fleece-render-") as tmp:
+        out = Path(tmp) / "service"
+        try:
+            run_copy(
+                str(template.path),
+                out,
+                data={**answers, "fleece_version": __version__},
+                defaults=not interactive,
+                quiet=True,
+                unsafe=False,
+                overwrite=True,
+                skip_tasks=True,
+            )
+        except CopierAnswersInterrupt:
+            raise FleeceError("interrupted: nothing was written") from None
+        except (CopierError, ValueError) as error:
+            raise BadInput(_one_line(str(error))) from None
+        tree = _read_tree(out)
+    tree = {path: _format_python(path, data) for path, data in tree.items()}
+    tree[RUNTIME_MODULE] = runtime_module_text().encode("utf-8")
+    return tree
+
+
+def runtime_module_text() -> str:
+    """``fleece_runtime.py`` as it goes into a service: the stub with its header."""
+    body = (runtime_stub_dir() / "fleece_runtime.py").read_text(encoding="utf-8")
+    return render_generated(body, str(__version__))
+
+
+def answers_of(tree: Tree) -> dict[str, Any]:
+    """The answers recorded in a rendered tree."""
+    raw = yaml.safe_load(tree.get(ANSWERS_FILE, b"{}").decode("utf-8"))
+    return raw if isinstance(raw, dict) else {}
+
+
+def with_base(tree: Tree) -> Tree:
+    """``tree`` plus its own pristine copy under ``.fleece/base/``.
+
+    The copy is the common ancestor of the next ``fleece update``'s three-way
+    merge. Generator-owned files are left out: update replaces them whole.
+    """
+    base = {
+        f"{BASE_DIR}/{path}": data
+        for path, data in tree.items()
+        if path != RUNTIME_MODULE and not path.startswith(f"{FLEECE_DIR}/")
+    }
+    return {**tree, **base}
+
+
+def _read_tree(root: Path) -> Tree:
+    tree: Tree = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(filenames):
+            path = Path(dirpath) / name
+            tree[path.relative_to(root).as_posix()] = path.read_bytes()
+    return tree
+
+
+def _format_python(path: str, data: bytes) -> bytes:
+    if not path.endswith(".py") or path.startswith(f"{FLEECE_DIR}/"):
+        return data
+    import black
+
+    try:
+        return black.format_str(data.decode("utf-8"), mode=_black_mode()).encode(
+            "utf-8"
+        )
+    except black.parsing.InvalidInput as error:
+        raise FleeceError(
+            f"the template rendered invalid Python in {path}: {error}"
+        ) from None
+
+
+def _black_mode() -> "black.mode.Mode":
+    import black
+
+    # The oldest Python fleece runs on: black's output is then valid on every
+    # Lambda runtime, and `black --check` agrees whichever Python runs it.
+    return black.mode.Mode(target_versions={black.mode.TargetVersion.PY311})
+
+
+def _one_line(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip()
