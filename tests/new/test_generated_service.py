@@ -1,0 +1,93 @@
+"""Generated services pass their own checks, out of the box, for every API style.
+
+Each service gets its own virtual environment (sharing this one's packages, so
+no network is needed) and runs exactly what its README tells a developer to:
+``pip install -e '.[dev]'``, pytest, ruff, black, mypy --strict and cfn-lint.
+"""
+
+import os
+import subprocess
+import sys
+import venv
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+RunFleece = Callable[..., subprocess.CompletedProcess[str]]
+
+pytestmark = pytest.mark.slow
+
+CHECKS = [
+    ["-m", "pytest", "-q", "-p", "no:cacheprovider"],
+    ["-m", "ruff", "check", "--no-cache", "."],
+    ["-m", "black", "--check", "."],
+    ["-m", "mypy", "--strict", "--no-incremental", "src"],
+    ["-m", "cfnlint", "template.yaml"],
+]
+
+
+def _service_python(service: Path) -> Path:
+    venv.EnvBuilder(system_site_packages=True, with_pip=False).create(service / ".venv")
+    return service / ".venv/bin/python"
+
+
+def _run(python: Path, args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
+    return subprocess.run(
+        [str(python), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [
+        ("demo", ["api_style=none"]),
+        ("router-demo", ["api_style=router", "architecture=arm64"]),
+        ("openapi-demo", ["api_style=openapi", "python_runtime=python3.13"]),
+        (
+            "Odd_Name-2",
+            [
+                "api_style=none",
+                "python_runtime=python3.11",
+                "description=A deliberately long description that goes on and on, "
+                'with "quotes", a backslash \\ and unicode: naïve café ☕ — to test escaping.',
+            ],
+        ),
+    ],
+)
+def test_generated_service_passes_its_own_checks(
+    tmp_path: Path, run_fleece: RunFleece, name: str, data: list[str]
+) -> None:
+    args = [arg for pair in data for arg in ("--data", pair)]
+    created = run_fleece("new", name, "--defaults", *args, cwd=tmp_path)
+    assert created.returncode == 0, created.stderr
+    service = tmp_path / name
+    python = _service_python(service)
+
+    install = _run(
+        python,
+        [
+            "-m",
+            "pip",
+            "install",
+            "--no-index",
+            "--no-build-isolation",
+            "-q",
+            "-e",
+            ".[dev]",
+        ],
+        service,
+    )
+    assert install.returncode == 0, install.stdout + install.stderr
+    for check in CHECKS:
+        result = _run(python, check, service)
+        assert result.returncode == 0, f"{check}:\n{result.stdout}\n{result.stderr}"
+    tests = _run(python, ["-m", "pytest", "-q", "-p", "no:cacheprovider"], service)
+    passed = int(tests.stdout.strip().splitlines()[-1].split(" passed")[0].split()[-1])
+    assert passed >= 3
