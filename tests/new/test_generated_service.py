@@ -7,7 +7,6 @@ no network is needed) and runs exactly what its README tells a developer to:
 
 import os
 import subprocess
-import sys
 import venv
 from collections.abc import Callable
 from pathlib import Path
