@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 Tree = dict[str, bytes]
 
 # Questions fleece answers itself; a user never sets them.
-_INTERNAL_QUESTIONS = frozenset({"fleece_version"})
+_INTERNAL_QUESTIONS = frozenset({"fleece_version", "fleece_template"})
 
 
 @dataclass(frozen=True)
@@ -136,7 +136,13 @@ def render(
             run_copy(
                 str(template.path),
                 out,
-                data={**answers, "fleece_version": __version__},
+                data={
+                    **answers,
+                    "fleece_version": __version__,
+                    # The answers file may record it, so `fleece update` finds
+                    # the template again.
+                    "fleece_template": template.name,
+                },
                 defaults=not interactive,
                 quiet=True,
                 unsafe=False,

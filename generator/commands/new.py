@@ -69,11 +69,13 @@ def command(
             force=force,
         )
     )
-    answers = created.answers
-    click.echo(
-        f"Created {answers['project_name']} in {created.path} "
-        f"({answers['python_runtime']}, {answers['architecture']}, api: {answers['api_style']})."
+    shape = ", ".join(
+        str(created.answers[key])
+        for key in ("python_runtime", "architecture", "api_style")
+        if key in created.answers
     )
+    name = created.answers.get("project_name", "the service")
+    click.echo(f"Created {name} in {created.path}" + (f" ({shape})." if shape else "."))
     click.echo("Next:")
     click.echo(f"  cd {created.path}")
     click.echo(

@@ -22,7 +22,12 @@ CHECKS = [
     ["-m", "ruff", "check", "--no-cache", "."],
     ["-m", "black", "--check", "."],
     ["-m", "mypy", "--strict", "--no-incremental", "src"],
-    ["-m", "cfnlint", "template.yaml"],
+    # cfn-lint has no `python -m` entry; this is its console script's body.
+    [
+        "-c",
+        "import sys; from cfnlint.runner import main; sys.exit(main())",
+        "template.yaml",
+    ],
 ]
 
 

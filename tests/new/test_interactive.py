@@ -19,25 +19,28 @@ def test_questions_are_asked_on_a_terminal_and_answers_recorded(tmp_path: Path) 
             [sys.executable, "-m", "fleece", "new", "tty-demo", "--no-git"],
         )
     screen = b""
-    typed = {b"Lambda architecture": b"\x1b[B\r"}  # arrow down: arm64
-    answered: set[bytes] = set()
+    answered_at = -1  # length of the screen when we last typed
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        ready, _, _ = select.select([fd], [], [], 0.5)
-        if not ready:
-            # The prompt waits: answer the question on screen, or take its default.
-            prompt = next((q for q in typed if q in screen and q not in answered), None)
-            os.write(fd, typed[prompt] if prompt else b"\r")
-            if prompt:
-                answered.add(prompt)
+        ready, _, _ = select.select([fd], [], [], 0.3)
+        if ready:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:  # the child exited and closed the terminal
+                break
+            if not chunk:
+                break
+            screen += chunk
             continue
-        try:
-            chunk = os.read(fd, 65536)
-        except OSError:
-            break
-        if not chunk:
-            break
-        screen += chunk
+        # prompt_toolkit turns bracketed paste on while a prompt waits for keys
+        # and off once it is answered: type only into a waiting prompt.
+        waiting = screen.rfind(b"\x1b[?2004h") > screen.rfind(b"\x1b[?2004l")
+        if answered_at == len(screen) or not waiting:
+            continue
+        # The prompt on screen waits: pick arm64 (arrow down), else the default.
+        current = screen.rsplit("🎤".encode(), 1)[-1]
+        os.write(fd, b"\x1b[B\r" if b"Lambda architecture" in current else b"\r")
+        answered_at = len(screen)
     _, status = os.waitpid(pid, 0)
 
     assert os.waitstatus_to_exitcode(status) == 0, screen.decode(errors="replace")[

@@ -72,6 +72,7 @@ def test_answers_file_records_every_answer_and_the_fleece_version(
     answers = yaml.safe_load((workdir / "demo/.fleece/answers.yml").read_text())
     assert answers == {
         "_fleece_version": __version__,
+        "_fleece_template": "service",
         "project_name": "demo",
         "package_name": "demo",
         "description": "A Python service on AWS Lambda.",

@@ -1,0 +1,250 @@
+"""`fleece check`: one line when current, one finding per stale or edited file."""
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from fleece import __version__
+from fleece.generated import render_generated
+from fleece.new import NewService, create_service
+from fleece.service import (
+    ANSWERS_FILE,
+    BASE_DIR,
+    RUNTIME_MODULE,
+    ConfigModule,
+    Settings,
+    save_settings,
+)
+
+from .scenario import V1, FleeceCli, edit
+
+CONFIG_BODY = 'STAGE = "dev"\nKEY_ID = "alias/demo"\n'
+
+
+@pytest.fixture
+def current_service(tmp_path: Path) -> Path:
+    """A service fresh from this fleece (template v1), without git."""
+    destination = tmp_path / "demo"
+    create_service(
+        NewService(
+            name="demo",
+            destination=destination,
+            template=str(V1),
+            defaults=True,
+            git=False,
+        )
+    )
+    return destination
+
+
+def _with_config_module(service: Path, config: bytes) -> Path:
+    """A dev config module rendered from ``config``, as `fleece config render` writes it."""
+    (service / "config.yml").write_bytes(config)
+    module = service / "src/fleece_config.py"
+    digest = hashlib.sha256(config).hexdigest()
+    module.write_text(
+        render_generated(
+            CONFIG_BODY, __version__, {"stage": "dev", "config-sha256": digest}
+        )
+    )
+    save_settings(service, Settings([ConfigModule("dev", "src/fleece_config.py")]))
+    return module
+
+
+def _kinds(result_stdout: str) -> list[str]:
+    return [f["kind"] for f in json.loads(result_stdout)["findings"]]
+
+
+def test_a_current_service_passes_with_one_line(
+    current_service: Path, fleece: FleeceCli
+) -> None:
+    result = fleece("check", str(current_service))
+
+    assert result.code == 0, result.stdout
+    assert result.stdout == (
+        f"fleece check: {current_service} is current (fleece {__version__})\n"
+    )
+
+
+def test_a_runtime_from_an_older_fleece_is_stale(
+    old_service: Path, fleece: FleeceCli
+) -> None:
+    result = fleece("check", str(old_service))
+
+    assert result.code == 1
+    assert result.stdout == (
+        "src/fleece_runtime.py: written by fleece 1.9.0, older than the installed "
+        f"fleece {__version__} (run `fleece update`)\n"
+    )
+
+
+def test_a_runtime_from_a_newer_fleece_asks_for_a_newer_fleece(
+    current_service: Path, fleece: FleeceCli
+) -> None:
+    body = "# the runtime of a future fleece\n"
+    (current_service / RUNTIME_MODULE).write_text(render_generated(body, "99.0.0"))
+
+    result = fleece("check", str(current_service), "--json")
+
+    assert result.code == 1
+    assert _kinds(result.stdout) == ["fleece-outdated"]
+    assert "install fleece>=99.0.0" in result.stdout
+
+
+def test_a_hand_edited_runtime_is_reported(
+    current_service: Path, fleece: FleeceCli
+) -> None:
+    runtime = current_service / RUNTIME_MODULE
+    runtime.write_text(runtime.read_text() + "\nPATCHED = True\n")
+
+    result = fleece("check", str(current_service))
+
+    assert result.code == 1
+    assert result.stdout.startswith("src/fleece_runtime.py: edited by hand")
+    assert "fleece update --force" in result.stdout
+
+
+def test_a_missing_runtime_is_reported(
+    current_service: Path, fleece: FleeceCli
+) -> None:
+    (current_service / RUNTIME_MODULE).unlink()
+
+    result = fleece("check", str(current_service), "--json")
+
+    assert _kinds(result.stdout) == ["runtime-missing"]
+
+
+def test_a_missing_answers_file_is_reported(
+    current_service: Path, fleece: FleeceCli
+) -> None:
+    (current_service / ANSWERS_FILE).unlink()
+
+    result = fleece("check", str(current_service))
+
+    assert result.code == 1
+    assert result.stdout.startswith(".fleece/answers.yml: the answers file is missing")
+
+
+def test_a_missing_pristine_base_is_reported(
+    current_service: Path, fleece: FleeceCli
+) -> None:
+    for path in sorted((current_service / BASE_DIR).rglob("*"), reverse=True):
+        path.unlink() if path.is_file() else path.rmdir()
+    (current_service / BASE_DIR).rmdir()
+
+    result = fleece("check", str(current_service), "--json")
+
+    assert _kinds(result.stdout) == ["base-missing"]
+
+
+def test_leftover_conflict_markers_are_reported_with_their_line(
+    current_service: Path, fleece: FleeceCli
+) -> None:
+    edit(
+        current_service / "template.yaml",
+        "      Timeout: 30\n",
+        "<<<<<<< yours\n      Timeout: 90\n=======\n      Timeout: 60\n>>>>>>> fleece 2.1.0\n",
+    )
+
+    result = fleece("check", str(current_service))
+
+    assert result.code == 1
+    assert result.stdout == (
+        "template.yaml: conflict markers from `fleece update` at line 11 "
+        "(resolve them, then commit)\n"
+    )
+
+
+def test_a_markdown_heading_underline_is_no_conflict(
+    current_service: Path, fleece: FleeceCli
+) -> None:
+    assert "\n=======\n" in (current_service / "README.md").read_text()
+
+    assert fleece("check", str(current_service)).code == 0
+
+
+def test_a_config_module_matching_config_yml_passes(
+    current_service: Path, fleece: FleeceCli
+) -> None:
+    _with_config_module(current_service, b"stages: {dev: {key: alias/demo}}\n")
+
+    assert fleece("check", str(current_service)).code == 0
+
+
+def test_a_config_module_from_another_config_yml_is_stale(
+    current_service: Path, fleece: FleeceCli
+) -> None:
+    _with_config_module(current_service, b"stages: {dev: {key: alias/demo}}\n")
+    (current_service / "config.yml").write_bytes(b"stages: {dev: {key: alias/other}}\n")
+
+    result = fleece("check", str(current_service))
+
+    assert result.code == 1
+    assert result.stdout == (
+        "src/fleece_config.py: rendered from another config.yml than the current one "
+        "(re-render it: `fleece config render dev --python --output src/fleece_config.py`)\n"
+    )
+
+
+def test_a_hand_edited_config_module_is_reported(
+    current_service: Path, fleece: FleeceCli
+) -> None:
+    module = _with_config_module(current_service, b"stages: {}\n")
+    edit(module, "alias/demo", "alias/hacked")
+
+    result = fleece("check", str(current_service), "--json")
+
+    assert _kinds(result.stdout) == ["config-edited"]
+
+
+def test_a_listed_config_module_that_is_gone_is_reported(
+    current_service: Path, fleece: FleeceCli
+) -> None:
+    _with_config_module(current_service, b"stages: {}\n").unlink()
+
+    result = fleece("check", str(current_service), "--json")
+
+    assert _kinds(result.stdout) == ["config-missing"]
+
+
+def test_json_lists_every_finding_with_path_kind_and_message(
+    old_service: Path, fleece: FleeceCli
+) -> None:
+    (old_service / ANSWERS_FILE).unlink()
+    edit(
+        old_service / "README.md", "Run `pytest`.", "<<<<<<< yours\n=======\n>>>>>>> x"
+    )
+
+    result = fleece("check", str(old_service), "--json")
+
+    assert result.code == 1
+    report = json.loads(result.stdout)
+    assert report["ok"] is False
+    assert [(f["path"], f["kind"]) for f in report["findings"]] == [
+        (".fleece/answers.yml", "answers-missing"),
+        ("src/fleece_runtime.py", "runtime-stale"),
+        ("README.md", "conflict"),
+    ]
+    assert all(f["message"] for f in report["findings"])
+
+
+def test_json_of_a_current_service_is_ok_with_no_findings(
+    current_service: Path, fleece: FleeceCli
+) -> None:
+    result = fleece("check", str(current_service), "--json")
+
+    assert result.code == 0
+    assert json.loads(result.stdout) == {"ok": True, "findings": []}
+
+
+def test_check_runs_in_the_current_directory_by_default(
+    current_service: Path, fleece: FleeceCli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(current_service)
+
+    result = fleece("check")
+
+    assert result.code == 0
+    assert str(current_service) in result.stdout
