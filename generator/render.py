@@ -42,6 +42,8 @@ class Question:
     type: str = "str"
     choices: tuple[Any, ...] = ()
     help: str = ""
+    # Answers no longer offered -> why (copier.yml's `_fleece_retired_answers`).
+    retired: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -69,12 +71,14 @@ def load_template(name_or_path: str | Path) -> Template:
             known = ", ".join(available_templates())
             raise BadInput(f"unknown template {str(name_or_path)!r} (bundled: {known})")
     raw = yaml.safe_load((path / "copier.yml").read_text(encoding="utf-8")) or {}
+    retired = raw.get("_fleece_retired_answers") or {}
     questions = {
         key: Question(
             name=key,
             type=str(spec.get("type", "str")) if isinstance(spec, dict) else "str",
             choices=tuple(spec.get("choices") or ()) if isinstance(spec, dict) else (),
             help=str(spec.get("help", "")) if isinstance(spec, dict) else "",
+            retired={str(k): str(v) for k, v in (retired.get(key) or {}).items()},
         )
         for key, spec in raw.items()
         if not key.startswith("_") and key not in _INTERNAL_QUESTIONS
@@ -96,6 +100,8 @@ def parse_data(template: Template, pairs: list[str]) -> dict[str, Any]:
                 f"--data {key}: unknown question (the {template.name} template asks: {known})"
             )
         value = _typed(question, text)
+        if text in question.retired:
+            raise BadInput(f"--data {key}={text}: {question.retired[text]}")
         if question.choices and value not in question.choices:
             offered = ", ".join(str(c) for c in question.choices)
             raise BadInput(
@@ -129,6 +135,12 @@ def render(
     """Render ``template`` with ``answers``; with ``interactive``, copier asks the rest."""
     from copier import run_copy
     from copier.errors import CopierAnswersInterrupt, CopierError
+
+    for key, value in answers.items():
+        question = template.questions.get(key)
+        if question is not None and str(value) in question.retired:
+            reason = question.retired[str(value)]
+            raise BadInput(f"{key}={value} is no longer offered: {reason}")
 
     with tempfile.TemporaryDirectory(prefix="fleece-render-") as tmp:
         out = Path(tmp) / "service"

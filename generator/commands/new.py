@@ -47,7 +47,7 @@ def command(
     \b
     Questions (answer them with --data KEY=VALUE):
       project_name, package_name, description,
-      python_runtime  python3.12 (default), python3.13, python3.11
+      python_runtime  python3.12 (default), python3.13, python3.14
       architecture    x86_64 (default), arm64
       api_style       none (default), router, openapi
       tracing         true (default), false

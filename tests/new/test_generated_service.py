@@ -58,7 +58,7 @@ def _run(python: Path, args: list[str], cwd: Path) -> subprocess.CompletedProces
             "Odd_Name-2",
             [
                 "api_style=none",
-                "python_runtime=python3.11",
+                "python_runtime=python3.14",
                 "description=A deliberately long description that goes on and on, "
                 'with "quotes", a backslash \\ and unicode: naïve café ☕ — to test escaping.',
             ],

@@ -170,6 +170,7 @@ def test_no_git_leaves_no_repository(workdir: Path, run_fleece: RunFleece) -> No
         (["demo", "--data", "colour=blue"], "unknown question"),
         (["demo", "--data", "api_style=graphql"], "not offered"),
         (["demo", "--data", "python_runtime=python3.9"], "not offered"),
+        (["demo", "--data", "python_runtime=python3.11"], "deprecated python3.11"),
         (["demo", "--data", "architecture=sparc"], "not offered"),
         (["demo", "--data", "memory_size=lots"], "whole number"),
         (["demo", "--data", "memory_size=64"], "between 128 and 10240"),
