@@ -1,0 +1,65 @@
+"""Helpers of the build tests: a PEP 503 package index served on 127.0.0.1."""
+
+import html
+import re
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+Fleece = Callable[..., tuple[int, str, str]]
+MakeService = Callable[..., Path]
+
+
+def project_of(filename: str) -> str:
+    """The normalised project name of a wheel or sdist file name (PEP 503)."""
+    stem = re.split(r"-\d", filename, maxsplit=1)[0]
+    return re.sub(r"[-_.]+", "-", stem).lower()
+
+
+class _SimpleIndex(BaseHTTPRequestHandler):
+    folder: Path
+
+    def do_GET(self) -> None:
+        path = self.path.split("?")[0]
+        files = sorted(p.name for p in self.folder.iterdir() if p.is_file())
+        if path.startswith("/files/") and path[7:] in files:
+            self._send((self.folder / path[7:]).read_bytes(), "application/octet-stream")
+        elif match := re.fullmatch(r"/simple/([^/]+)/?", path):
+            wanted = [f for f in files if project_of(f) == match.group(1).lower()]
+            if not wanted:
+                self.send_error(404)
+                return
+            links = "".join(
+                f'<a href="/files/{html.escape(f)}">{html.escape(f)}</a><br>'
+                for f in wanted
+            )
+            self._send(f"<html><body>{links}</body></html>".encode(), "text/html")
+        else:
+            self.send_error(404)
+
+    def _send(self, body: bytes, content_type: str) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+class IndexServer:
+    """A simple index of one folder's files, on a free port of 127.0.0.1."""
+
+    def __init__(self, folder: Path) -> None:
+        handler = type("Handler", (_SimpleIndex,), {"folder": folder})
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/simple/"
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()

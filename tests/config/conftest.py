@@ -1,0 +1,185 @@
+"""A service folder with two stages, their KMS keys in moto, and the CLI in-process."""
+
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from click.testing import CliRunner
+
+from fleece.cli import main
+
+ENVIRONMENTS = """\
+environments:
+  - name: prod
+    account: '123456789012'
+    region: us-east-1
+  - name: dev
+    account: '123456789012'
+    region: us-east-1
+"""
+
+OPEN_CONFIG = """\
+stages:
+  prod:
+    environment: prod
+    key: prod-config
+  /.*/:
+    environment: dev
+    key: alias/dev-config
+config:
+  foo: bar
+  port: 8080
+  ratio: 0.5
+  debug: false
+  password:
+    +prod: :encrypt:prod-password
+    +/.*/: :encrypt:dev-password
+  nested:
+    inner_var: value
+    a_list:
+    - username1:
+        +prod: bob-prod
+        +/.*/: bob-dev
+      password1:
+        +prod: :encrypt:bob-prod-pw
+        +/.*/: :encrypt:bob-dev-pw
+    - 42
+"""
+
+
+@dataclass(frozen=True)
+class Result:
+    """What a `fleece` run printed and returned."""
+
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+@dataclass(frozen=True)
+class Keys:
+    """The KMS keys of the test stages."""
+
+    prod: dict[str, Any]
+    dev: dict[str, Any]
+
+
+def run(*args: str, stdin: str | None = None) -> Result:
+    """Run `fleece ARGS` in this process, as the console script does."""
+    runner = CliRunner()
+    with runner.isolation(input=stdin) as (out, err, _):
+        try:
+            main(list(args))
+        except SystemExit as exit_:
+            code = exit_.code if isinstance(exit_.code, int) else 1
+        else:  # pragma: no cover - main always exits
+            code = 0
+        return Result(code, out.getvalue().decode(), err.getvalue().decode())
+
+
+@pytest.fixture
+def keys(aws: str) -> Keys:
+    """Two KMS keys with the aliases prod-config and dev-config."""
+    kms = boto3.client("kms")
+    made = {}
+    for name in ("prod", "dev"):
+        metadata = kms.create_key(Description=f"{name} config")["KeyMetadata"]
+        kms.create_alias(
+            AliasName=f"alias/{name}-config", TargetKeyId=metadata["KeyId"]
+        )
+        made[name] = metadata
+    return Keys(**made)
+
+
+@pytest.fixture
+def service(tmp_path: Path, keys: Keys) -> Iterator[Path]:
+    """An empty service folder with environments.yml, as the working directory."""
+    root = tmp_path / "service"
+    root.mkdir()
+    (root / "environments.yml").write_text(ENVIRONMENTS)
+    before = Path.cwd()
+    os.chdir(root)
+    try:
+        yield root
+    finally:
+        os.chdir(before)
+
+
+@pytest.fixture
+def imported(service: Path) -> Path:
+    """The service with OPEN_CONFIG imported into config.yml."""
+    result = run("config", "import", stdin=OPEN_CONFIG)
+    assert result.exit_code == 0, result.stderr
+    return service
+
+
+class CountingProxy:
+    """An HTTP proxy on 127.0.0.1 in front of moto that records each AWS call.
+
+    ``calls`` lists the ``X-Amz-Target`` of every request (``TrentService.Decrypt``
+    for KMS Decrypt); ``most_in_flight`` is the largest number of requests it
+    held at once. Each request is held ``delay`` seconds, like a network.
+    """
+
+    def __init__(self, upstream: str, delay: float = 0.0) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        import requests
+
+        proxy = self
+        self.calls: list[str] = []
+        self.most_in_flight = 0
+        self._in_flight = 0
+        self._lock = threading.Lock()
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                with proxy._lock:
+                    proxy.calls.append(self.headers.get("X-Amz-Target", self.path))
+                    proxy._in_flight += 1
+                    proxy.most_in_flight = max(proxy.most_in_flight, proxy._in_flight)
+                try:
+                    time.sleep(delay)
+                    answer = requests.post(
+                        upstream + self.path,
+                        data=body,
+                        headers={k: v for k, v in self.headers.items() if k != "Host"},
+                        timeout=30,
+                    )
+                finally:
+                    with proxy._lock:
+                        proxy._in_flight -= 1
+                self.send_response(answer.status_code)
+                for name in ("Content-Type", "x-amzn-RequestId"):
+                    if name in answer.headers:
+                        self.send_header(name, answer.headers[name])
+                self.send_header("Content-Length", str(len(answer.content)))
+                self.end_headers()
+                self.wfile.write(answer.content)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def __enter__(self) -> "CountingProxy":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()
+
+    def count(self, target: str) -> int:
+        """How many requests had this ``X-Amz-Target``."""
+        return self.calls.count(target)

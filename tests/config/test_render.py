@@ -1,0 +1,268 @@
+"""`fleece config render`: plain YAML/JSON, the encrypted payload, fleece_config.py."""
+
+import base64
+import hashlib
+import json
+import math
+import os
+import random
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+import yaml
+
+from fleece.generated import parse_generated
+from fleece.service import load_settings
+from tests.config.conftest import OPEN_CONFIG, CountingProxy, run
+
+PROD = {
+    "foo": "bar",
+    "port": 8080,
+    "ratio": 0.5,
+    "debug": False,
+    "password": "prod-password",
+    "nested": {
+        "inner_var": "value",
+        "a_list": [{"username1": "bob-prod", "password1": "bob-prod-pw"}, 42],
+    },
+}
+
+
+def python_in(folder: Path, code: str, endpoint: str | None = None) -> Any:
+    """Run ``code`` in a fresh interpreter in ``folder``; its stdout as JSON."""
+    env = dict(os.environ)
+    if endpoint:
+        env["AWS_ENDPOINT_URL"] = endpoint
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_render_prints_yaml_by_default(imported: Path) -> None:
+    result = run("config", "render", "prod")
+    assert result.exit_code == 0
+    assert yaml.safe_load(result.stdout) == PROD
+
+
+def test_render_json_picks_pattern_values_for_other_stages(imported: Path) -> None:
+    data = json.loads(run("config", "render", "feature-7", "--json").stdout)
+    assert data["password"] == "dev-password"
+    assert data["nested"]["a_list"][0] == {
+        "username1": "bob-dev",
+        "password1": "bob-dev-pw",
+    }
+
+
+def test_render_encrypt_gives_chunks_bound_to_stage_index_count_and_digest(
+    imported: Path,
+) -> None:
+    payload = json.loads(run("config", "render", "prod", "--encrypt").stdout)
+    kms = boto3.client("kms")
+    count = len(payload["chunks"])
+    parts = [
+        kms.decrypt(
+            CiphertextBlob=base64.b64decode(chunk),
+            EncryptionContext={
+                "fleece:stage": "prod",
+                "fleece:chunk": str(index),
+                "fleece:chunks": str(count),
+                "fleece:sha256": payload["sha256"],
+            },
+        )["Plaintext"]
+        for index, chunk in enumerate(payload["chunks"])
+    ]
+    joined = b"".join(parts)
+    assert hashlib.sha256(joined).hexdigest() == payload["sha256"]
+    assert json.loads(zlib.decompress(joined[payload["salt_bytes"] :])) == PROD
+    assert "prod-password" not in json.dumps(payload)
+
+
+@pytest.mark.parametrize(
+    ("stage", "source", "message"),
+    [
+        ("qa", OPEN_CONFIG.replace("/.*/:", "/dev-.*/:"), "unknown stage 'qa'"),
+        (
+            "feature-1",
+            OPEN_CONFIG.replace("        +/.*/: bob-dev\n", ""),
+            "config.nested.a_list[0].username1: no value for stage 'feature-1'",
+        ),
+    ],
+)
+def test_render_of_a_stage_without_values_exits_2(
+    service: Path, stage: str, source: str, message: str
+) -> None:
+    assert run("config", "import", stdin=source).exit_code == 0
+    result = run("config", "render", stage)
+    assert result.exit_code == 2
+    assert message in result.stderr
+
+
+def test_the_module_decrypts_in_a_fresh_process_with_one_call_per_chunk(
+    imported: Path, aws: str
+) -> None:
+    (imported / "src").mkdir()
+    result = run(
+        "config", "render", "prod", "--python", "--output", "src/fleece_config.py"
+    )
+    assert result.exit_code == 0, result.stderr
+    with CountingProxy(aws) as proxy:
+        loaded = python_in(
+            imported / "src",
+            "import json, fleece_config; print(json.dumps(fleece_config.load_config()))",
+            proxy.url,
+        )
+    assert loaded == PROD
+    assert proxy.count("TrentService.Decrypt") == 1
+
+
+def test_config_is_still_importable_by_name_for_code_written_for_the_original(
+    imported: Path,
+) -> None:
+    run("config", "render", "prod", "--python", "--output", "fleece_config.py")
+    code = "import json; from fleece_config import CONFIG; print(json.dumps(CONFIG))"
+    assert python_in(imported, code) == PROD
+
+
+def test_a_100_kb_config_takes_one_concurrent_round_trip_and_none_at_import(
+    imported: Path, aws: str
+) -> None:
+    rng = random.Random(4)
+    big = [f"{rng.getrandbits(64):016x}" for _ in range(5300)]  # >100 KB of JSON
+    source = OPEN_CONFIG + "  big:\n" + "".join(f"  - '{item}'\n" for item in big)
+    assert run("config", "import", stdin=source).exit_code == 0
+    run("config", "render", "prod", "--python", "--output", "fleece_config.py")
+    plain = json.dumps({**PROD, "big": big}, separators=(",", ":")).encode()
+    assert len(plain) > 100_000
+    chunks = math.ceil((16 + len(zlib.compress(plain, 9))) / 4096)
+    assert chunks > 1
+
+    with CountingProxy(aws, delay=0.4) as proxy:
+        python_in(imported, "import fleece_config; print('{}')", proxy.url)
+        assert proxy.calls == []  # importing never talks to KMS
+        loaded = python_in(
+            imported,
+            "import json, time, fleece_config\n"
+            "start = time.monotonic()\n"
+            "config = fleece_config.CONFIG\n"
+            "print(json.dumps({'config': config, 'took': time.monotonic() - start}))",
+            proxy.url,
+        )
+    assert loaded["config"]["big"] == big
+    assert proxy.count("TrentService.Decrypt") == chunks
+    # Each call takes 0.4 s: one after the other would be chunks * 0.4 s.
+    assert loaded["took"] < 0.4 * chunks / 3
+    assert proxy.most_in_flight > chunks / 2
+
+
+def test_the_module_header_names_version_stage_and_config_digest(
+    imported: Path,
+) -> None:
+    run("config", "render", "feature-3", "--python", "--output", "fleece_config.py")
+    generated = parse_generated((imported / "fleece_config.py").read_text())
+    assert generated is not None and not generated.edited
+    assert generated.fields == {
+        "stage": "feature-3",
+        "config-sha256": hashlib.sha256(
+            (imported / "config.yml").read_bytes()
+        ).hexdigest(),
+    }
+    import fleece
+
+    assert generated.version == fleece.__version__
+
+
+def test_a_tampered_chunk_fails_its_encryption_context(imported: Path) -> None:
+    run("config", "render", "prod", "--python", "--output", "fleece_config.py")
+    module = imported / "fleece_config.py"
+    text = module.read_text().replace('STAGE = "prod"', 'STAGE = "dev"')
+    module.write_text(text)
+    result = subprocess.run(
+        [sys.executable, "-c", "import fleece_config; fleece_config.load_config()"],
+        cwd=imported,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "InvalidCiphertextException" in result.stderr
+
+
+SERVICE_PYPROJECT = """\
+[tool.ruff.lint]
+extend-select = ["I", "UP", "B"]
+
+[tool.mypy]
+strict = true
+python_version = "3.11"
+
+[[tool.mypy.overrides]]
+module = ["boto3.*", "botocore.*"]
+ignore_missing_imports = true
+"""
+
+
+def test_the_generated_module_is_black_ruff_and_mypy_strict_clean(
+    imported: Path,
+) -> None:
+    run("config", "render", "prod", "--python", "--output", "src/fleece_config.py")
+    (imported / "pyproject.toml").write_text(SERVICE_PYPROJECT)
+    (imported / "src" / "handler.py").write_text(
+        "from fleece_config import CONFIG, load_config\n\n\n"
+        "def port() -> int:\n"
+        '    value: int = load_config()["port"] + len(CONFIG)\n'
+        "    return value\n"
+    )
+    for tool in (
+        ["black", "--check", "--quiet", "src"],
+        ["ruff", "check", "--quiet", "src"],
+        ["mypy", "src/fleece_config.py", "src/handler.py"],
+    ):
+        result = subprocess.run(
+            [sys.executable, "-m", *tool], cwd=imported, capture_output=True, text=True
+        )
+        assert result.returncode == 0, f"{tool[0]}: {result.stdout}{result.stderr}"
+
+
+def test_output_records_the_module_and_import_rerenders_it(imported: Path) -> None:
+    (imported / "src").mkdir()
+    run("config", "render", "dev", "--python", "--output", "src/fleece_config.py")
+    settings = load_settings(imported)
+    assert [(m.stage, m.path) for m in settings.config_modules] == [
+        ("dev", "src/fleece_config.py")
+    ]
+    changed = OPEN_CONFIG.replace("foo: bar", "foo: baz")
+    result = run("config", "import", stdin=changed)
+    assert "Re-rendered" in result.stderr
+    header = parse_generated((imported / "src" / "fleece_config.py").read_text())
+    assert header is not None
+    digest = hashlib.sha256((imported / "config.yml").read_bytes()).hexdigest()
+    assert header.fields["config-sha256"] == digest
+    code = "import json, fleece_config; print(json.dumps(fleece_config.load_config()))"
+    assert python_in(imported / "src", code)["foo"] == "baz"
+
+
+def test_an_unchanged_import_leaves_modules_alone(imported: Path) -> None:
+    run("config", "render", "dev", "--python", "--output", "fleece_config.py")
+    before = (imported / "fleece_config.py").read_bytes()
+    run("config", "import", stdin=OPEN_CONFIG)
+    assert (imported / "fleece_config.py").read_bytes() == before
+
+
+def test_a_module_outside_the_service_is_not_recorded(
+    imported: Path, tmp_path: Path
+) -> None:
+    result = run("config", "render", "dev", "--python", "-o", str(tmp_path / "x.py"))
+    assert "not kept current" in result.stderr
+    assert load_settings(imported).config_modules == []
