@@ -23,7 +23,14 @@ from fleece import __version__
 from fleece.errors import BadInput, FleeceError
 from fleece.generated import render_generated
 from fleece.resources import runtime_stub_dir, templates_dir
-from fleece.service import ANSWERS_FILE, BASE_DIR, FLEECE_DIR, RUNTIME_MODULE
+from fleece.service import (
+    ANSWERS_FILE,
+    BASE_DIR,
+    CONFIG_MODULE,
+    FLEECE_DIR,
+    GENERATOR_OWNED,
+    RUNTIME_MODULE,
+)
 
 if TYPE_CHECKING:
     import black
@@ -168,12 +175,21 @@ def render(
         tree = _read_tree(out)
     tree = {path: _format_python(path, data) for path, data in tree.items()}
     tree[RUNTIME_MODULE] = runtime_module_text().encode("utf-8")
+    # The config module starts as the stub (an empty configuration) so the
+    # handler can import it; `fleece config render --python` fills it in.
+    tree[CONFIG_MODULE] = config_stub_text().encode("utf-8")
     return tree
 
 
 def runtime_module_text() -> str:
     """``fleece_runtime.py`` as it goes into a service: the stub with its header."""
     body = (runtime_stub_dir() / "fleece_runtime.py").read_text(encoding="utf-8")
+    return render_generated(body, str(__version__))
+
+
+def config_stub_text() -> str:
+    """``fleece_config.py`` before any stage was rendered into it."""
+    body = (runtime_stub_dir() / "fleece_config.py").read_text(encoding="utf-8")
     return render_generated(body, str(__version__))
 
 
@@ -192,7 +208,7 @@ def with_base(tree: Tree) -> Tree:
     base = {
         f"{BASE_DIR}/{path}": data
         for path, data in tree.items()
-        if path != RUNTIME_MODULE and not path.startswith(f"{FLEECE_DIR}/")
+        if path not in GENERATOR_OWNED and not path.startswith(f"{FLEECE_DIR}/")
     }
     return {**tree, **base}
 

@@ -24,6 +24,9 @@ ANSWERS_FILE = f"{FLEECE_DIR}/answers.yml"
 SETTINGS_FILE = f"{FLEECE_DIR}/settings.yml"
 BASE_DIR = f"{FLEECE_DIR}/base"
 RUNTIME_MODULE = "src/fleece_runtime.py"
+CONFIG_MODULE = "src/fleece_config.py"
+# Files fleece owns whole: rendered with a header, replaced (never merged) by update.
+GENERATOR_OWNED = (RUNTIME_MODULE, CONFIG_MODULE)
 
 
 @dataclass(frozen=True)

@@ -34,8 +34,9 @@ from fleece.merge import Merged, merge_file
 from fleece.render import Template, Tree, load_template, parse_data, render, with_base
 from fleece.service import (
     BASE_DIR,
+    CONFIG_MODULE,
     FLEECE_DIR,
-    RUNTIME_MODULE,
+    GENERATOR_OWNED,
     load_answers,
     load_settings,
 )
@@ -314,7 +315,13 @@ def _replace_generated(
     current = _read(root / path)
     if current == data:
         return None
-    if current is not None and path == RUNTIME_MODULE and _hand_edited(current):
+    if (
+        path == CONFIG_MODULE
+        and current is not None
+        and _rendered_config(root, current)
+    ):
+        return None  # a stage's rendered config: `fleece config` owns it
+    if current is not None and path in GENERATOR_OWNED and _hand_edited(current):
         diff = unified_diff(path, current, data)
         if not force:
             raise GeneratedFileEdited(
@@ -325,6 +332,13 @@ def _replace_generated(
             )
         notes.append(f"overwrote your edits to {path} (--force)")
     return FileChange(path, "created" if current is None else "replaced", current, data)
+
+
+def _rendered_config(root: Path, data: bytes) -> bool:
+    if CONFIG_MODULE in {m.path for m in load_settings(root).config_modules}:
+        return True
+    generated = parse_generated(data.decode("utf-8", "replace"))
+    return generated is not None and "stage" in generated.fields
 
 
 def _hand_edited(data: bytes) -> bool:

@@ -11,11 +11,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from tests.build.build_support import Fleece, IndexServer, MakeService
-from tests.build.fetch_wheelhouse import DEFAULT_FOLDER, is_complete
 
 from fleece.cli import main
 from fleece.new import NewService, create_service
+from tests.build.build_support import Fleece, IndexServer, MakeService
+from tests.build.fetch_wheelhouse import DEFAULT_FOLDER, is_complete
 
 
 @pytest.fixture(scope="session")

@@ -10,10 +10,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from tests.build.build_support import Fleece, IndexServer, MakeService
 
 from fleece.build import BuildRequest, build
 from fleece.progress import Progress
+from tests.build.build_support import Fleece, IndexServer, MakeService
 
 EM_X86_64 = 62
 EM_AARCH64 = 183

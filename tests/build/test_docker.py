@@ -14,8 +14,9 @@ from typing import Any
 
 import docker
 import pytest
-from tests.build.build_support import Fleece, MakeService
 from docker.errors import ImageNotFound
+
+from tests.build.build_support import Fleece, MakeService
 
 
 class FakeContainer:

@@ -3,6 +3,7 @@
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -28,10 +29,12 @@ EXPECTED_FILES = {
     "pyproject.toml",
     "src/demo/__init__.py",
     "src/demo/handler.py",
+    "src/fleece_config.py",
     "src/fleece_runtime.py",
     "src/requirements.txt",
     "template.yaml",
     "tests/conftest.py",
+    "tests/test_config.py",
     "tests/test_handler.py",
 }
 
@@ -246,7 +249,7 @@ def test_version_names_fleece(workdir: Path, run_fleece: RunFleece) -> None:
     assert result.stdout.strip() == f"fleece, version {__version__}"
 
 
-def _function_properties(template_text: str) -> dict[str, object]:
+def _function_properties(template_text: str) -> dict[str, Any]:
     class _Loader(yaml.SafeLoader):
         pass
 
@@ -255,5 +258,5 @@ def _function_properties(template_text: str) -> dict[str, object]:
 
     _Loader.add_multi_constructor("!", _tag)
     template = yaml.load(template_text, Loader=_Loader)
-    properties: dict[str, object] = template["Resources"]["Function"]["Properties"]
+    properties: dict[str, Any] = template["Resources"]["Function"]["Properties"]
     return properties

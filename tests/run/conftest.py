@@ -11,9 +11,9 @@ from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from tests.run.run_support import FakeRackspace, Fleece, RackspaceHandler
 
 from fleece.cli import main
+from tests.run.run_support import FakeRackspace, Fleece, RackspaceHandler
 
 
 @pytest.fixture

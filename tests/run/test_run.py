@@ -7,10 +7,10 @@ from typing import Any
 
 import boto3
 import pytest
-from tests.run.run_support import FakeRackspace, Fleece, faws_keys
 
 from fleece.credentials import session_for_environment
 from fleece.environments import load_environments
+from tests.run.run_support import FakeRackspace, Fleece, faws_keys
 
 CHILD = """\
 import json, os, sys

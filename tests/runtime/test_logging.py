@@ -1,0 +1,402 @@
+"""fleece_runtime logging: JSON lines, request ids, context, classification, retries."""
+
+import io
+import json
+import logging
+import re
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from runtime_stub import fleece_runtime as runtime
+
+TIMESTAMP = re.compile(r'"timestamp": "(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)"')
+
+
+@dataclass
+class Context:
+    aws_request_id: str
+
+
+def lines(stream: io.StringIO) -> list[str]:
+    """The lines written, each timestamp checked for ISO 8601 UTC, then masked."""
+    out = []
+    for line in stream.getvalue().splitlines():
+        match = TIMESTAMP.search(line)
+        assert match, line
+        datetime.strptime(match[1], "%Y-%m-%dT%H:%M:%S.%fZ")
+        out.append(TIMESTAMP.sub('"timestamp": "T"', line))
+    return out
+
+
+@pytest.fixture
+def stream() -> io.StringIO:
+    out = io.StringIO()
+    runtime.setup_root_logger(stream=out)
+    return out
+
+
+def test_keyword_fields_make_one_json_line(stream: io.StringIO) -> None:
+    runtime.log.get_logger("orders").info("order_saved", order_id=7, total=9.5)
+
+    assert lines(stream) == [
+        '{"timestamp": "T", "level": "INFO", "logger": "orders", "event": "order_saved", "order_id": 7, "total": 9.5}'
+    ]
+
+
+def test_timestamp_is_the_record_time_in_utc(stream: io.StringIO) -> None:
+    before = datetime.now(UTC).replace(microsecond=0)
+    runtime.get_logger("t").info("now")
+
+    stamp = json.loads(stream.getvalue())["timestamp"]
+    logged = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    assert before <= logged <= datetime.now(UTC)
+
+
+def test_plain_stdlib_and_library_loggers_come_out_as_json(stream: io.StringIO) -> None:
+    logging.getLogger("botocore.library").warning("retrying %s", "PutObject")
+    logging.getLogger("app").info("greeted", extra={"user": "bob"})
+
+    assert lines(stream) == [
+        '{"timestamp": "T", "level": "WARNING", "logger": "botocore.library", "event": "retrying PutObject"}',
+        '{"timestamp": "T", "level": "INFO", "logger": "app", "event": "greeted", "user": "bob"}',
+    ]
+
+
+def test_setup_replaces_the_root_handlers() -> None:
+    old = logging.StreamHandler(io.StringIO())
+    logging.getLogger().addHandler(old)
+
+    handler = runtime.setup_root_logger(stream=io.StringIO())
+
+    assert logging.getLogger().handlers == [handler]
+
+
+def test_default_level_is_info(stream: io.StringIO) -> None:
+    logger = runtime.get_logger("quiet")
+    logger.debug("hidden")
+    logger.info("shown")
+
+    assert [json.loads(line)["event"] for line in lines(stream)] == ["shown"]
+
+
+def test_newlines_in_values_stay_on_one_line(stream: io.StringIO) -> None:
+    runtime.get_logger("x").info("two\nlines", note="a\nb")
+
+    assert lines(stream) == [
+        '{"timestamp": "T", "level": "INFO", "logger": "x", "event": "two\\nlines", "note": "a\\nb"}'
+    ]
+
+
+def test_exception_is_one_field_with_one_traceback(stream: io.StringIO) -> None:
+    try:
+        raise ValueError("bad order")
+    except ValueError:
+        runtime.get_logger("x").exception("failed", order_id=3)
+
+    [line] = stream.getvalue().splitlines()
+    record = json.loads(line)
+    assert list(record) == [
+        "timestamp",
+        "level",
+        "logger",
+        "event",
+        "order_id",
+        "exception",
+    ]
+    assert record["level"] == "ERROR"
+    assert record["exception"].startswith("Traceback (most recent call last):")
+    assert record["exception"].endswith("ValueError: bad order")
+    assert line.count("Traceback") == 1
+
+
+def test_fields_named_like_core_fields_do_not_replace_them(stream: io.StringIO) -> None:
+    runtime.get_logger("x").info("real", level="fake", logger="fake", name="kept")
+
+    record = json.loads(stream.getvalue())
+    assert (record["level"], record["logger"], record["name"]) == ("INFO", "x", "kept")
+
+
+def test_extra_joins_the_keyword_fields_whatever_its_keys(stream: io.StringIO) -> None:
+    runtime.get_logger("x").info("greeted", extra={"name": "ann"}, user=1)
+
+    assert lines(stream) == [
+        '{"timestamp": "T", "level": "INFO", "logger": "x", "event": "greeted", "name": "ann", "user": 1}'
+    ]
+
+
+def test_values_json_cannot_hold_become_strings(stream: io.StringIO) -> None:
+    when = datetime(2025, 3, 10, 12, 0, tzinfo=UTC)
+    runtime.get_logger("x").info("odd", when=when, tags={"b"}, thing=object)
+
+    record = json.loads(stream.getvalue())
+    assert record["when"] == "2025-03-10T12:00:00+00:00"
+    assert record["tags"] == ["b"]
+    assert record["thing"] == "<class 'object'>"
+
+
+def test_records_name_the_calling_function() -> None:
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    logging.getLogger("where").addHandler(keep := Keep())
+    try:
+        runtime.get_logger("where").warning("here")
+    finally:
+        logging.getLogger("where").removeHandler(keep)
+
+    assert records[0].funcName == "test_records_name_the_calling_function"
+
+
+def test_request_ids_and_cold_start_are_on_every_line(stream: io.StringIO) -> None:
+    logger = runtime.get_logger("h")
+
+    @runtime.log.inject_request_ids_into_environment
+    def handler(event: dict[str, Any], context: Context) -> None:
+        logger.info("handled")
+
+    handler({"requestContext": {"requestId": "api-1"}}, Context("lambda-1"))
+
+    assert lines(stream) == [
+        '{"timestamp": "T", "level": "INFO", "logger": "h", "event": "handled", "lambda_request_id": "lambda-1", "api_request_id": "api-1", "cold_start": true}'
+    ]
+
+
+def test_warm_container_leaks_no_ids_or_bound_fields(stream: io.StringIO) -> None:
+    logger = runtime.get_logger("h")
+
+    @runtime.log.inject_request_ids_into_environment
+    def handler(event: dict[str, Any], context: Context) -> None:
+        if "user" in event:
+            runtime.log.bind(user=event["user"])
+        logger.info("handled")
+
+    handler(
+        {"requestContext": {"requestId": "api-1"}, "user": "ann"}, Context("lambda-1")
+    )
+    handler({"Records": []}, Context("lambda-2"))
+    logger.info("between invocations")
+
+    assert lines(stream) == [
+        '{"timestamp": "T", "level": "INFO", "logger": "h", "event": "handled", "lambda_request_id": "lambda-1", "api_request_id": "api-1", "cold_start": true, "user": "ann"}',
+        '{"timestamp": "T", "level": "INFO", "logger": "h", "event": "handled", "lambda_request_id": "lambda-2", "cold_start": false}',
+        '{"timestamp": "T", "level": "INFO", "logger": "h", "event": "between invocations"}',
+    ]
+
+
+def test_fields_bound_at_import_apply_to_every_invocation(stream: io.StringIO) -> None:
+    logger = runtime.get_logger("h")
+
+    @runtime.inject_request_ids_into_environment
+    def handler(event: dict[str, Any], context: Context) -> None:
+        logger.bind(step="inside").info("handled")
+
+    runtime.bind(service="orders")
+    try:
+        handler({}, Context("lambda-1"))
+        handler({}, Context("lambda-2"))
+    finally:
+        runtime.unbind("service")
+
+    assert [json.loads(line).get("service") for line in lines(stream)] == ["orders"] * 2
+    assert [json.loads(line)["step"] for line in lines(stream)] == ["inside"] * 2
+
+
+def test_handler_errors_still_end_the_invocation_context(stream: io.StringIO) -> None:
+    @runtime.inject_request_ids_into_environment
+    def handler(event: dict[str, Any], context: Context) -> None:
+        runtime.bind(user="ann")
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        handler({}, Context("lambda-1"))
+    runtime.get_logger("h").info("after")
+
+    assert lines(stream) == [
+        '{"timestamp": "T", "level": "INFO", "logger": "h", "event": "after"}'
+    ]
+
+
+def test_threads_do_not_share_bound_fields(stream: io.StringIO) -> None:
+    def worker(name: str) -> None:
+        runtime.bind(worker=name)
+        runtime.get_logger("w").info("working")
+
+    threads = [threading.Thread(target=worker, args=(f"w{n}",)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    workers = sorted(json.loads(line)["worker"] for line in lines(stream))
+    assert workers == ["w0", "w1", "w2", "w3"]
+
+
+def test_classification_is_written_by_name(stream: io.StringIO) -> None:
+    logger = runtime.get_logger("c")
+    logger.info("signed_up", classification=runtime.Classification.PII, email="a@b.se")
+    logger.info("badge", classification="authorization_info")
+
+    assert [json.loads(line)["classification"] for line in lines(stream)] == [
+        "PII",
+        "AUTHORIZATION_INFO",
+    ]
+
+
+def test_fields_of_events_classified_above_the_level_are_redacted() -> None:
+    out = io.StringIO()
+    runtime.setup_root_logger(
+        stream=out, redact_above=runtime.Classification.CORPORATE_SENSITIVE_INFO
+    )
+    logger = runtime.get_logger("c")
+    C = runtime.Classification
+
+    logger.info("signed up %s", "a@b.se", classification=C.PII, email="a@b.se")
+    logger.info("quarter", classification=C.CORPORATE_SENSITIVE_INFO, revenue=10)
+
+    assert lines(out) == [
+        '{"timestamp": "T", "level": "INFO", "logger": "c", "event": "signed up %s", "classification": "PII", "email": "[REDACTED]"}',
+        '{"timestamp": "T", "level": "INFO", "logger": "c", "event": "quarter", "classification": "CORPORATE_SENSITIVE_INFO", "revenue": 10}',
+    ]
+
+
+class FlakyHandler(logging.Handler):
+    """Raises on its first ``failures`` emits, then keeps the records."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+        self.attempts = 0
+        self.records: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.attempts += 1
+        if self.attempts <= self.failures:
+            raise ConnectionError(f"attempt {self.attempts} failed")
+        self.records.append(record.getMessage())
+
+
+def retrying_logger(name: str, handler: logging.Handler) -> logging.Logger:
+    logger = logging.getLogger(name)
+    logger.propagate = False
+    logger.handlers[:] = [handler]
+    logger.setLevel(logging.DEBUG)
+    return logger
+
+
+def test_retry_handler_retries_until_the_handler_succeeds() -> None:
+    flaky = FlakyHandler(failures=2)
+    logger = retrying_logger(
+        "retry.ok", runtime.RetryHandler(flaky, backoff_base=0.001)
+    )
+
+    logger.info("kept")
+
+    assert (flaky.attempts, flaky.records) == (3, ["kept"])
+
+
+def test_retry_handler_sleeps_with_full_jitter_backoff(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import random
+    import time
+
+    sleeps: list[float] = []
+    monkeypatch.setattr(time, "sleep", sleeps.append)
+    monkeypatch.setattr(random, "random", lambda: 0.5)
+    flaky = FlakyHandler(failures=100)
+    handler = runtime.RetryHandler(
+        flaky, max_retries=5, backoff_base=0.1, backoff_cap=1, fallback=None
+    )
+
+    retrying_logger("retry.backoff", handler).info("lost")
+
+    assert flaky.attempts == 6
+    assert sleeps == pytest.approx([0.05, 0.1, 0.2, 0.4, 0.5])
+
+
+def test_retry_handler_hands_a_failed_record_to_the_fallback() -> None:
+    fallback_stream = io.StringIO()
+    fallback = logging.StreamHandler(fallback_stream)
+    fallback.setFormatter(runtime.JsonFormatter())
+    handler = runtime.RetryHandler(
+        FlakyHandler(99), max_retries=1, backoff_base=0, fallback=fallback
+    )
+
+    retrying_logger("retry.fallback", handler).error("important")
+
+    assert json.loads(fallback_stream.getvalue())["event"] == "important"
+
+
+def test_retry_handler_writes_to_stderr_by_default_when_all_fails(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    handler = runtime.RetryHandler(FlakyHandler(99), max_retries=1, backoff_base=0)
+
+    retrying_logger("retry.stderr", handler).error("not lost")
+
+    assert json.loads(capsys.readouterr().err)["event"] == "not lost"
+
+
+def test_retry_handler_drops_silently_when_asked(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    handler = runtime.RetryHandler(
+        FlakyHandler(99), max_retries=1, backoff_base=0, fallback=None
+    )
+
+    retrying_logger("retry.drop", handler).error("dropped")
+
+    assert capsys.readouterr() == ("", "")
+
+
+def test_retry_handler_reraises_the_first_error_when_not_ignoring() -> None:
+    handler = runtime.RetryHandler(
+        FlakyHandler(99),
+        max_retries=2,
+        backoff_base=0,
+        ignore_errors=False,
+        fallback=None,
+    )
+
+    with pytest.raises(ConnectionError, match="attempt 1 failed"):
+        retrying_logger("retry.raise", handler).error("x")
+
+
+def test_retry_handler_retries_errors_a_stdlib_handler_swallows() -> None:
+    class BrokenOnce(io.StringIO):
+        writes = 0
+
+        def write(self, text: str) -> int:
+            BrokenOnce.writes += 1
+            if BrokenOnce.writes == 1:
+                raise OSError("disk full")
+            return super().write(text)
+
+    target = BrokenOnce()
+    handler = runtime.RetryHandler(
+        logging.StreamHandler(target), backoff_base=0, fallback=None
+    )
+
+    retrying_logger("retry.stdlib", handler).warning("second try")
+
+    assert target.getvalue() == "second try\n"
+
+
+def test_retry_handler_respects_the_wrapped_level_and_filters() -> None:
+    flaky = FlakyHandler(failures=0)
+    flaky.setLevel(logging.WARNING)
+    flaky.addFilter(lambda record: "secret" not in record.getMessage())
+    logger = retrying_logger("retry.filter", runtime.RetryHandler(flaky))
+
+    logger.info("too low")
+    logger.error("a secret")
+    logger.error("shown")
+
+    assert flaky.records == ["shown"]
