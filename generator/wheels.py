@@ -30,6 +30,7 @@ SUPPORTED_PYTHONS: dict[str, tuple[int, int]] = {
     "3.11": (2, 26),
     "3.12": (2, 34),
     "3.13": (2, 34),
+    "3.14": (2, 34),
 }
 ARCHITECTURES = {"x86_64": "x86_64", "arm64": "aarch64"}
 # The oldest glibc a manylinux tag exists for, per machine.
