@@ -16,7 +16,7 @@ import docker
 import pytest
 from docker.errors import ImageNotFound
 
-from tests.build.build_support import Fleece, MakeService
+from tests.builds.build_support import Fleece, MakeService
 
 
 class FakeContainer:

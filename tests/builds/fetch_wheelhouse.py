@@ -2,7 +2,7 @@
 
 Run before the build tests (CI does)::
 
-    python tests/build/fetch_wheelhouse.py [FOLDER]   # default tests/build/.wheelhouse
+    python tests/builds/fetch_wheelhouse.py [FOLDER]   # default tests/builds/.wheelhouse
 
 The tests serve FOLDER as a package index on 127.0.0.1. A second run with the
 same pins returns at once: a stamp file records what the folder holds.

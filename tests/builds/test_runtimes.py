@@ -26,5 +26,5 @@ def test_python311_targets_amazon_linux_2_glibc() -> None:
 
 
 def test_an_unknown_runtime_is_bad_input() -> None:
-    with pytest.raises(BadInput, match="unsupported Python 'python3.9'"):
+    with pytest.raises(BadInput, match=r"unsupported Python 'python3\.9'"):
         parse_runtime("python3.9", "x86_64")

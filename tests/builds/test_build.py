@@ -13,7 +13,7 @@ import pytest
 
 from fleece.build import BuildRequest, build
 from fleece.progress import Progress
-from tests.build.build_support import Fleece, IndexServer, MakeService
+from tests.builds.build_support import Fleece, IndexServer, MakeService
 
 EM_X86_64 = 62
 EM_AARCH64 = 183
@@ -261,6 +261,7 @@ def test_service_without_requirements_zips_its_source_only(
     assert "no dependencies" in out
     assert {n.split("/")[0] for n in names(zip_of(service))} == {
         "demo",
+        "fleece_config.py",
         "fleece_runtime.py",
         "requirements.txt",
     }

@@ -14,8 +14,8 @@ import pytest
 
 from fleece.cli import main
 from fleece.new import NewService, create_service
-from tests.build.build_support import Fleece, IndexServer, MakeService
-from tests.build.fetch_wheelhouse import DEFAULT_FOLDER, is_complete
+from tests.builds.build_support import Fleece, IndexServer, MakeService
+from tests.builds.fetch_wheelhouse import DEFAULT_FOLDER, is_complete
 
 
 @pytest.fixture(scope="session")
@@ -24,7 +24,7 @@ def wheelhouse() -> Path:
     if not is_complete(folder):
         pytest.fail(
             f"the build tests need the wheels in {folder}: "
-            "run `python tests/build/fetch_wheelhouse.py` first (it needs PyPI)"
+            "run `python tests/builds/fetch_wheelhouse.py` first (it needs PyPI)"
         )
     return folder
 
