@@ -24,7 +24,9 @@ class _SimpleIndex(BaseHTTPRequestHandler):
         path = self.path.split("?")[0]
         files = sorted(p.name for p in self.folder.iterdir() if p.is_file())
         if path.startswith("/files/") and path[7:] in files:
-            self._send((self.folder / path[7:]).read_bytes(), "application/octet-stream")
+            self._send(
+                (self.folder / path[7:]).read_bytes(), "application/octet-stream"
+            )
         elif match := re.fullmatch(r"/simple/([^/]+)/?", path):
             wanted = [f for f in files if project_of(f) == match.group(1).lower()]
             if not wanted:

@@ -56,9 +56,7 @@ def serve_index(
 
 
 @pytest.fixture
-def index(
-    serve_index: Callable[[Path], IndexServer], wheelhouse: Path
-) -> IndexServer:
+def index(serve_index: Callable[[Path], IndexServer], wheelhouse: Path) -> IndexServer:
     """The wheelhouse, served as the package index of this test."""
     return serve_index(wheelhouse)
 
@@ -86,7 +84,6 @@ def make_service(tmp_path: Path) -> MakeService:
         return created.path
 
     return make
-
 
 
 @pytest.fixture

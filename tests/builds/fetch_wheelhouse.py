@@ -71,7 +71,9 @@ def fetch(folder: Path) -> None:
             ],
             check=True,
         )
-    subprocess.run([*pip, "--only-binary=:all:", "--no-deps", *BUILD_BACKEND], check=True)
+    subprocess.run(
+        [*pip, "--only-binary=:all:", "--no-deps", *BUILD_BACKEND], check=True
+    )
     (folder / STAMP).write_text(stamp_digest(), encoding="utf-8")
 
 

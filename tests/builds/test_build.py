@@ -243,9 +243,7 @@ def test_past_the_unzipped_limit_the_build_fails_and_keeps_the_old_zip(
     assert code == 1
     assert "unzipped, past Lambda's 250.0 MB limit" in err
     assert sha256(zip_of(service)) == old
-    assert [p.name for p in zip_of(service).parent.iterdir()] == [
-        "lambda_function.zip"
-    ]
+    assert [p.name for p in zip_of(service).parent.iterdir()] == ["lambda_function.zip"]
 
 
 def test_service_without_requirements_zips_its_source_only(

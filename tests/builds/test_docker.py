@@ -177,8 +177,10 @@ def test_docker_builds_are_cached_apart_from_local_ones(
     assert code == 0
     assert "dependencies from cache" in out
     assert len(engine.runs) == 1
-    assert "from cache" not in fleece("build", str(service), "--docker",
-                                      "--dependencies", "gcc")[1]
+    assert (
+        "from cache"
+        not in fleece("build", str(service), "--docker", "--dependencies", "gcc")[1]
+    )
 
 
 def test_without_a_docker_engine_the_build_says_so_in_one_line(
