@@ -67,9 +67,20 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.obj = {"debug": debug}
 
 
+def _wants_debug(args: list[str]) -> bool:
+    # Only fleece's own options count: `fleece run -- aws s3 ls --debug` passes
+    # --debug to the command, and leaves fleece's error output alone.
+    for arg in args:
+        if arg == "--debug":
+            return True
+        if not arg.startswith("-"):
+            return False  # the subcommand: what follows is its arguments
+    return False
+
+
 def main(argv: list[str] | None = None) -> NoReturn:
     """Entry point of the ``fleece`` console script."""
-    debug = "--debug" in (sys.argv[1:] if argv is None else argv)
+    debug = _wants_debug(sys.argv[1:] if argv is None else argv)
     try:
         result: Any = cli.main(args=argv, prog_name="fleece", standalone_mode=False)
     except FleeceError as error:

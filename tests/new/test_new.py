@@ -260,3 +260,15 @@ def _function_properties(template_text: str) -> dict[str, Any]:
     template = yaml.load(template_text, Loader=_Loader)
     properties: dict[str, Any] = template["Resources"]["Function"]["Properties"]
     return properties
+
+
+def test_debug_after_the_subcommand_belongs_to_the_command(
+    workdir: Path, run_fleece: RunFleece
+) -> None:
+    result = run_fleece(
+        "run", "-e", "dev", "-c", "missing.yml", "--", "aws", "--debug", cwd=workdir
+    )
+
+    assert result.returncode == 2
+    assert "missing.yml" in result.stderr
+    assert "Traceback" not in result.stderr
