@@ -23,8 +23,14 @@ from fleece import __version__
 from fleece.errors import BadInput
 from fleece.generated import parse_generated
 from fleece.merge import first_conflict_line
-from fleece.render import runtime_module_text
-from fleece.service import ANSWERS_FILE, BASE_DIR, RUNTIME_MODULE, load_settings
+from fleece.render import load_template, runtime_module_text
+from fleece.service import (
+    ANSWERS_FILE,
+    BASE_DIR,
+    RUNTIME_MODULE,
+    load_answers,
+    load_settings,
+)
 
 __all__ = ["CONFIG_FILE", "CheckResult", "Finding", "check_service"]
 
@@ -76,7 +82,8 @@ def check_service(path: Path) -> CheckResult:
         *_check_fleece_dir(root),
         *_check_runtime(root),
         *_check_config_modules(root),
-        *_check_conflicts(root),
+        *conflict_findings(root),
+        *_check_answers(root),
     ]
     return CheckResult(root, tuple(findings))
 
@@ -194,7 +201,30 @@ def _check_config_modules(root: Path) -> list[Finding]:
     return findings
 
 
-def _check_conflicts(root: Path) -> list[Finding]:
+def _check_answers(root: Path) -> list[Finding]:
+    """Answers the bundled template no longer offers (a runtime Lambda retired)."""
+    try:
+        answers = load_answers(root)
+        template = load_template(str(answers.get("_fleece_template", "service")))
+    except BadInput:
+        return []  # no answers file (reported above), or not a bundled template
+    findings = []
+    for key, value in answers.items():
+        question = template.questions.get(str(key))
+        if question is not None and str(value) in question.retired:
+            findings.append(
+                Finding(
+                    ANSWERS_FILE,
+                    "answer-retired",
+                    f"{key}={value}: {question.retired[str(value)]} "
+                    f"(run `fleece update --data {key}=...`)",
+                )
+            )
+    return findings
+
+
+def conflict_findings(root: Path) -> list[Finding]:
+    """Conflict markers left in the service's files by an earlier update."""
     # fleece update writes conflict markers only into the files it renders,
     # which are exactly the ones its pristine copy lists.
     base = root / BASE_DIR

@@ -42,6 +42,8 @@ class CreatedService:
     path: Path
     answers: dict[str, Any]
     files: int
+    overwritten: tuple[str, ...] = ()
+    enclosing_repository: Path | None = None
 
 
 def create_service(request: NewService) -> CreatedService:
@@ -65,13 +67,24 @@ def create_service(request: NewService) -> CreatedService:
             "standard input is not a terminal: pass --defaults (and --data KEY=VALUE) to answer without prompts"
         )
     tree = with_base(render(template, answers, interactive=interactive))
+    # A service inside another repository (a monorepo) belongs to that one:
+    # no nested repository, and its files are left for the user to commit.
+    enclosing = _enclosing_repository(destination.parent) if request.git else None
+    git = request.git and enclosing is None
+    overwritten = tuple(sorted(p for p in tree if (destination / p).exists()))
     if destination.exists():
         _write_into(destination, tree)
-        if request.git:
-            _commit(destination)
+        if git:
+            _commit(destination, sorted(tree))
     else:
-        _write_new(destination, tree, request.git)
-    return CreatedService(path=destination, answers=answers_of(tree), files=len(tree))
+        _write_new(destination, tree, git)
+    return CreatedService(
+        path=destination,
+        answers=answers_of(tree),
+        files=len(tree),
+        overwritten=overwritten,
+        enclosing_repository=enclosing,
+    )
 
 
 def _check_destination(destination: Path, force: bool) -> None:
@@ -92,7 +105,7 @@ def _write_new(destination: Path, tree: Tree, git: bool) -> None:
     try:
         _write_into(staging, tree)
         if git:
-            _commit(staging)
+            _commit(staging, sorted(tree))
         staging.chmod(0o755)
         os.rename(staging, destination)
     except BaseException:
@@ -107,7 +120,14 @@ def _write_into(root: Path, tree: Tree) -> None:
         atomic_write(path, data)
 
 
-def _commit(root: Path) -> None:
+def _enclosing_repository(folder: Path) -> Path | None:
+    if shutil.which("git") is None:
+        return None
+    result = _git(folder, "rev-parse", "--show-toplevel", check=False)
+    return Path(result.stdout.strip()) if result.returncode == 0 else None
+
+
+def _commit(root: Path, paths: list[str]) -> None:
     if shutil.which("git") is None:
         raise FleeceError("git is not installed: install it, or pass --no-git")
     identity = []
@@ -115,7 +135,8 @@ def _commit(root: Path) -> None:
         identity = ["-c", "user.name=fleece", "-c", "user.email=fleece@localhost"]
     if not (root / ".git").exists():
         _git(root, "init", "--quiet")
-    _git(root, "add", "--all")
+    # Only the rendered files: --force may render into a folder holding others.
+    _git(root, "add", "--", *paths)
     _git(
         root,
         *identity,
@@ -124,6 +145,9 @@ def _commit(root: Path) -> None:
         "--no-verify",
         "-m",
         "New service from fleece",
+        "--only",
+        "--",
+        *paths,
     )
 
 

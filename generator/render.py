@@ -10,8 +10,10 @@ temp directory, then:
 - the generator-owned ``src/fleece_runtime.py`` is added, with its header.
 """
 
+import keyword
 import os
 import re
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -147,7 +149,10 @@ def render(
         question = template.questions.get(key)
         if question is not None and str(value) in question.retired:
             reason = question.retired[str(value)]
-            raise BadInput(f"{key}={value} is no longer offered: {reason}")
+            raise BadInput(
+                f"{key}={value} is no longer offered: {reason} "
+                f"(change it with --data {key}=...)"
+            )
 
     with tempfile.TemporaryDirectory(prefix="fleece-render-") as tmp:
         out = Path(tmp) / "service"
@@ -171,8 +176,9 @@ def render(
         except CopierAnswersInterrupt:
             raise FleeceError("interrupted: nothing was written") from None
         except (CopierError, ValueError) as error:
-            raise BadInput(_one_line(str(error))) from None
+            raise BadInput(_copier_message(str(error))) from None
         tree = _read_tree(out)
+    check_package_name(str(answers_of(tree).get("package_name", "")))
     tree = {path: _format_python(path, data) for path, data in tree.items()}
     tree[RUNTIME_MODULE] = runtime_module_text().encode("utf-8")
     # The config module starts as the stub (an empty configuration) so the
@@ -190,7 +196,9 @@ def runtime_module_text() -> str:
 def config_stub_text() -> str:
     """``fleece_config.py`` before any stage was rendered into it."""
     body = (runtime_stub_dir() / "fleece_config.py").read_text(encoding="utf-8")
-    return render_generated(body, str(__version__))
+    return render_generated(
+        body, str(__version__), refreshed_by="fleece config render STAGE --python"
+    )
 
 
 def answers_of(tree: Tree) -> dict[str, Any]:
@@ -246,5 +254,38 @@ def _black_mode() -> "black.mode.Mode":
     return black.mode.Mode(target_versions={black.mode.TargetVersion.PY311})
 
 
-def _one_line(text: str) -> str:
-    return re.sub(r"\s+", " ", text).strip()
+def check_package_name(name: str) -> None:
+    """Refuse a package name that Python or the service could not import."""
+    if not name:
+        return
+    how = "pass --data package_name=NAME with another name"
+    if keyword.iskeyword(name) or keyword.issoftkeyword(name):
+        raise BadInput(f"package name {name!r} is a Python keyword: {how}")
+    if name in sys.stdlib_module_names:
+        raise BadInput(
+            f"package name {name!r} would shadow the standard library module: {how}"
+        )
+    if name in _RESERVED_PACKAGES:
+        raise BadInput(
+            f"package name {name!r} would shadow {_RESERVED_PACKAGES[name]}: {how}"
+        )
+
+
+# Top-level names a service's src/ and tests already use, or Lambda provides.
+_RESERVED_PACKAGES = {
+    "fleece_runtime": "src/fleece_runtime.py",
+    "fleece_config": "src/fleece_config.py",
+    "tests": "the service's tests/ folder",
+    "boto3": "boto3, which the Lambda runtime provides",
+    "botocore": "botocore, which the Lambda runtime provides",
+    "awslambdaric": "the Lambda runtime interface client",
+}
+
+
+def _copier_message(text: str) -> str:
+    # copier: "Validation error for question 'memory_size': must be between ..."
+    one_line = re.sub(r"\s+", " ", text).strip()
+    match = re.fullmatch(r"Validation error for question '(\w+)': (.*)", one_line)
+    if match:
+        return f"--data {match[1]}: {match[2]}"
+    return one_line

@@ -27,6 +27,7 @@ from typing import Any
 import yaml
 
 from fleece import __version__
+from fleece.check import conflict_findings
 from fleece.errors import BadInput, FleeceError
 from fleece.files import atomic_write
 from fleece.generated import parse_generated
@@ -117,6 +118,8 @@ def update_service(request: UpdateRequest) -> UpdateResult:
         raise BadInput(f"{root} is not a directory")
     if not request.pretend:
         _require_clean_git(root)
+    if not request.pretend:
+        _require_no_leftover_conflicts(root)
     recorded = load_answers(root)
     template = _recorded_template(root, recorded, request.template)
     answers, notes = next_answers(template, recorded, request.data)
@@ -135,6 +138,16 @@ def update_service(request: UpdateRequest) -> UpdateResult:
     if not request.pretend:
         _write(root, result.changes)
     return result
+
+
+def _require_no_leftover_conflicts(root: Path) -> None:
+    leftover = conflict_findings(root)
+    if leftover:
+        where = ", ".join(f.path for f in leftover)
+        raise BadInput(
+            f"conflict markers from an earlier update remain in {where}: "
+            "resolve them and commit, then run fleece update again"
+        )
 
 
 def next_answers(

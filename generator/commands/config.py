@@ -1,5 +1,6 @@
 """``fleece config``: the command line of fleece.config."""
 
+import sys
 from pathlib import Path
 
 import click
@@ -100,7 +101,14 @@ def edit(paths: ConfigPaths, as_json: bool, editor: str | None) -> None:
 
     def retry(message: str) -> bool:
         click.echo(f"Error: {message}", err=True)
-        return click.confirm("Re-open the editor on your text?", default=True, err=True)
+        try:
+            return click.confirm(
+                "Re-open the editor on your text?", default=True, err=True
+            )
+        except click.Abort:
+            if sys.stdin.isatty():
+                raise  # Ctrl-C at the prompt
+            return False  # no answer on standard input: abandon the edit, exit 2
 
     _report(edit_config(paths, editor_command(editor), as_json, retry), paths.config)
 

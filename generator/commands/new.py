@@ -76,6 +76,13 @@ def command(
     )
     name = created.answers.get("project_name", "the service")
     click.echo(f"Created {name} in {created.path}" + (f" ({shape})." if shape else "."))
+    if created.overwritten:
+        click.echo(f"Overwrote (--force): {', '.join(created.overwritten)}")
+    if created.enclosing_repository is not None:
+        click.echo(
+            f"Inside the git repository {created.enclosing_repository}: "
+            "made no new one; commit the service there."
+        )
     click.echo("Next:")
     click.echo(f"  cd {created.path}")
     click.echo(

@@ -89,6 +89,7 @@ def render_python_module(payload: EncryptedPayload, config_sha256: str) -> str:
         body,
         __version__,
         fields={"stage": payload.stage, "config-sha256": config_sha256},
+        refreshed_by=f"fleece config render {payload.stage} --python",
     )
 
 

@@ -175,3 +175,18 @@ def test_edit_without_config_yml_starts_from_a_skeleton(
         run("config", "edit", "--editor", f"{sys.executable} {script}").exit_code == 0
     )
     assert yaml.safe_load(run("config", "export").stdout) == yaml.safe_load(OPEN_CONFIG)
+
+
+def test_invalid_text_with_no_answer_on_stdin_is_abandoned_with_exit_2(
+    imported: Path, editor: Path, tmp_path: Path
+) -> None:
+    before = (imported / "config.yml").read_bytes()
+
+    result = run(
+        "config", "edit", "--editor", f"{sys.executable} {editor} invalid", stdin=""
+    )
+
+    assert result.exit_code == 2
+    assert "edit abandoned" in result.stderr
+    assert (imported / "config.yml").read_bytes() == before
+    assert leftovers(tmp_path) == []

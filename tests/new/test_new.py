@@ -158,6 +158,37 @@ def test_force_renders_into_a_non_empty_directory(
     assert result.returncode == 0, result.stderr
     assert (target / "notes.txt").read_text() == "mine\n"
     assert (target / "src/demo/handler.py").is_file()
+    committed = subprocess.run(
+        ["git", "ls-files"], cwd=target, capture_output=True, text=True
+    ).stdout.split()
+    assert "notes.txt" not in committed
+    assert "src/demo/handler.py" in committed
+
+
+def test_force_names_the_files_it_overwrote(
+    workdir: Path, run_fleece: RunFleece
+) -> None:
+    target = workdir / "existing"
+    target.mkdir()
+    (target / "README.md").write_text("mine\n")
+
+    result = run_fleece("new", "demo", "existing", "--defaults", "--force", cwd=workdir)
+
+    assert result.returncode == 0, result.stderr
+    assert "Overwrote (--force): README.md" in result.stdout
+
+
+def test_inside_a_git_repository_no_nested_repository_is_made(
+    workdir: Path, run_fleece: RunFleece
+) -> None:
+    subprocess.run(["git", "init", "-q"], cwd=workdir, check=True)
+
+    result = run_fleece("new", "demo", "--defaults", cwd=workdir)
+
+    assert result.returncode == 0, result.stderr
+    assert not (workdir / "demo/.git").exists()
+    assert (workdir / "demo/src/demo/handler.py").is_file()
+    assert f"Inside the git repository {workdir}" in result.stdout
 
 
 def test_no_git_leaves_no_repository(workdir: Path, run_fleece: RunFleece) -> None:
@@ -176,7 +207,15 @@ def test_no_git_leaves_no_repository(workdir: Path, run_fleece: RunFleece) -> No
         (["demo", "--data", "python_runtime=python3.11"], "deprecated python3.11"),
         (["demo", "--data", "architecture=sparc"], "not offered"),
         (["demo", "--data", "memory_size=lots"], "whole number"),
-        (["demo", "--data", "memory_size=64"], "between 128 and 10240"),
+        (["demo", "--data", "memory_size=64"], "--data memory_size: must be between"),
+        (["demo", "--data", "description=two\nlines"], "must be one line"),
+        (["class"], "is a Python keyword"),
+        (["demo", "--data", "package_name=json"], "standard library module"),
+        (
+            ["demo", "--data", "package_name=fleece_runtime"],
+            "would shadow src/fleece_runtime.py",
+        ),
+        (["demo", "--data", "package_name=9x"], "valid lower-case Python identifier"),
         (["demo", "--data", "tracing=maybe"], "true or false"),
         (["demo", "--data", "novalue"], "KEY=VALUE"),
         (["demo", "--template", "nosuch"], "unknown template"),

@@ -248,3 +248,27 @@ def test_check_runs_in_the_current_directory_by_default(
 
     assert result.code == 0
     assert str(current_service) in result.stdout
+
+
+def test_an_answer_the_template_retired_is_a_finding(
+    tmp_path: Path, fleece: FleeceCli
+) -> None:
+    service = tmp_path / "svc"
+    create_service(
+        NewService(name="svc", destination=service, defaults=True, git=False)
+    )
+    answers = service / ANSWERS_FILE
+    answers.write_text(
+        answers.read_text().replace(
+            "python_runtime: python3.12", "python_runtime: python3.11"
+        )
+    )
+
+    result = fleece("check", str(service), "--json")
+
+    assert result.code == 1
+    findings = json.loads(result.stdout)["findings"]
+    assert [(f["path"], f["kind"]) for f in findings] == [
+        (ANSWERS_FILE, "answer-retired")
+    ]
+    assert "fleece update --data python_runtime=..." in findings[0]["message"]

@@ -204,3 +204,18 @@ def test_a_hand_edited_config_module_is_left_alone_with_a_note(
         "Note: src/fleece_config.py was edited by hand and is left as it is: "
         "re-render it with `fleece config render dev --python --output src/fleece_config.py`"
     ) in result.stdout
+
+
+def test_update_refuses_while_committed_conflict_markers_remain(
+    old_service: Path, fleece: FleeceCli
+) -> None:
+    handler = old_service / "src/demo/handler.py"
+    append(handler, "<<<<<<< yours\nA = 1\n=======\nA = 2\n>>>>>>> fleece 2.0.0\n")
+    commit_all(old_service)
+
+    result = fleece("update", str(old_service), "--template", str(V2))
+
+    assert result.code == 2
+    assert "conflict markers from an earlier update remain in src/demo/handler.py" in (
+        result.stderr
+    )
