@@ -73,6 +73,7 @@ __all__ = [
     "boto3",
     "getLogger",
     "get_logger",
+    "in_current_context",
     "inject_request_ids_into_environment",
     "log",
     "monkey_patch_botocore_for_xray",
@@ -102,6 +103,19 @@ def _missing(package: str, error: ImportError) -> ImportError:
 _FIELDS_ATTR = "fleece_fields"
 _REDACTED = "[REDACTED]"
 _NO_FIELDS: Mapping[str, Any] = MappingProxyType({})
+# Kept when an event is redacted: its classification, and the fields the
+# runtime binds for every invocation (they say which call, not what data).
+_KEPT_FIELDS = frozenset({"classification"})
+_KEPT_BOUND_FIELDS = _KEPT_FIELDS | {
+    "lambda_request_id",
+    "api_request_id",
+    "cold_start",
+}
+# JSON leaves these raw, but str.splitlines() (and some log readers) break
+# lines at them; every other non-ASCII character stays readable.
+_LINE_BREAKS = str.maketrans(
+    {"\u2028": "\\u2028", "\u2029": "\\u2029", "\x85": "\\u0085"}
+)
 
 # The fields bound for the current invocation. The mapping is never mutated,
 # only replaced, so every thread and task sees a consistent snapshot.
@@ -117,6 +131,8 @@ class Classification(enum.IntEnum):
     Log it as a field: ``logger.info("signed_up", classification=Classification.PII,
     email=email)`` writes ``"classification": "PII"``. A formatter built with
     ``redact_above=`` replaces the fields of events classified above that level.
+    A classification that is none of these levels (a typo, ``"secret"``) fails
+    closed: such events are redacted whenever ``redact_above`` is set.
     """
 
     NA = 0
@@ -141,6 +157,31 @@ def unbind(*keys: str) -> None:
     _context.set({key: value for key, value in current.items() if key not in keys})
 
 
+def in_current_context(func: Callable[_P, _R]) -> Callable[_P, _R]:
+    """``func``, run in the logging and tracing context of the caller of this.
+
+    Threads, and the workers of a ``ThreadPoolExecutor``, start with an empty
+    context (Python's rule): their log lines would lack the request ids and
+    bound fields, and their X-Ray subsegments would hang from the Lambda
+    segment instead of the traced function that started them. Wrap the
+    function where you hand it over::
+
+        executor.submit(in_current_context(resize), image)
+        threading.Thread(target=in_current_context(poll)).start()
+
+    The context is captured when ``in_current_context`` is called; each call
+    of the returned function runs in its own copy of it, so calls may run at
+    once in several threads, and what they `bind` stays theirs.
+    """
+    captured = contextvars.copy_context()
+
+    @functools.wraps(func)
+    def in_context(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        return captured.copy().run(func, *args, **kwargs)
+
+    return in_context
+
+
 def _record_attributes() -> frozenset[str]:
     """The attributes of a bare LogRecord, plus the 3 that formatting may add."""
     record = logging.LogRecord("", 0, "", 0, "", (), None)
@@ -156,13 +197,26 @@ class JsonFormatter(logging.Formatter):
     ``exception`` and ``stack`` when present. Values JSON cannot represent are
     written as strings (dates in ISO format).
 
-    ``redact_above``: for events whose ``classification`` is above this level,
-    the event's own fields and %-arguments are replaced by ``"[REDACTED]"``.
+    The line is one line for every reader: besides the escapes of JSON,
+    U+2028, U+2029 and U+0085 are escaped; other characters are written as is.
+
+    ``redact_above`` (a `Classification` or its name): for events whose
+    ``classification`` is above this level, or is not a level at all, every
+    field (keyword, ``extra=`` and bound with `bind`) except the request ids,
+    ``cold_start`` and ``classification`` becomes ``"[REDACTED]"``, and the
+    event is written without its %-arguments. The event text itself is kept:
+    put sensitive values in fields or %-arguments, never in an f-string.
     """
 
-    def __init__(self, *, redact_above: Classification | None = None) -> None:
+    def __init__(self, *, redact_above: Classification | str | None = None) -> None:
         super().__init__()
-        self.redact_above = redact_above
+        level = None if redact_above is None else _classification(redact_above)
+        if redact_above is not None and level is None:
+            raise ValueError(
+                f"redact_above must be a Classification or the name of one, "
+                f"not {redact_above!r}"
+            )
+        self.redact_above = level
         self._standard = _record_attributes()
         # A record with more attributes than a bare one carries fields.
         self._standard_count = len(self._standard) - 3
@@ -175,7 +229,13 @@ class JsonFormatter(logging.Formatter):
         """The JSON line for ``record``, without the trailing newline."""
         bound = _context.get(_NO_FIELDS)
         fields = self._fields(record)
-        redact = self._redacts(fields, bound)
+        classification: object = None
+        redact = False
+        if "classification" in fields or "classification" in bound:
+            value = fields.get("classification")
+            classification, redact = self._classify(
+                bound.get("classification") if value is None else value
+            )
         timestamp = self._timestamp(record)
         # Redacted: the message template without its (sensitive) arguments.
         event = str(record.msg) if redact and record.args else record.getMessage()
@@ -186,14 +246,11 @@ class JsonFormatter(logging.Formatter):
             "event": event,
         }
         if bound:
-            line.update(bound)
+            line.update(_redacted(bound, _KEPT_BOUND_FIELDS) if redact else bound)
         if fields:
-            if redact:
-                fields = {
-                    key: value if key == "classification" else _REDACTED
-                    for key, value in fields.items()
-                }
-            line.update(fields)
+            line.update(_redacted(fields, _KEPT_FIELDS) if redact else fields)
+        if classification is not None:
+            line["classification"] = classification
         if record.exc_info and not record.exc_text:
             record.exc_text = self.formatException(record.exc_info)
         if record.exc_text:
@@ -205,19 +262,19 @@ class JsonFormatter(logging.Formatter):
             line["level"] = record.levelname
             line["logger"] = record.name
             line["event"] = event
-        return self._encode(line)
+        text = self._encode(line)
+        if "\u2028" in text or "\u2029" in text or "\x85" in text:
+            text = text.translate(_LINE_BREAKS)
+        return text
 
-    def _redacts(self, fields: dict[str, Any], bound: Mapping[str, Any]) -> bool:
-        """Whether to redact the event; writes its classification by name."""
-        classification = fields.get("classification", bound.get("classification"))
-        if classification is None:
-            return False
-        level = _classification(classification)
-        if level is None:
-            return False
-        if "classification" in fields:
-            fields["classification"] = level.name
-        return self.redact_above is not None and level > self.redact_above
+    def _classify(self, value: object) -> tuple[object, bool]:
+        """(classification as written, whether to redact) of a classified event."""
+        if value is None:
+            return None, False
+        level = _classification(value)
+        if level is None:  # not a level: fail closed
+            return value, self.redact_above is not None
+        return level.name, self.redact_above is not None and level > self.redact_above
 
     def _fields(self, record: logging.LogRecord) -> dict[str, Any]:
         attributes = record.__dict__
@@ -240,6 +297,10 @@ class JsonFormatter(logging.Formatter):
             prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
             self._second = (second, prefix)
         return f"{prefix}.{int(record.msecs):03d}Z"
+
+
+def _redacted(fields: Mapping[str, Any], kept: frozenset[str]) -> dict[str, Any]:
+    return {key: value if key in kept else _REDACTED for key, value in fields.items()}
 
 
 def _classification(value: object) -> Classification | None:
@@ -498,7 +559,7 @@ def setup_root_logger(
     level: int | str = logging.INFO,
     stream: IO[str] | None = None,
     *,
-    redact_above: Classification | None = None,
+    redact_above: Classification | str | None = None,
 ) -> logging.Handler:
     """Send every log record of the process to ``stream`` as JSON lines.
 
@@ -630,29 +691,54 @@ def inject_request_ids_into_environment(handler: Callable[_P, _R]) -> Callable[_
     ``cold_start`` (true on the process's first invocation). Fields bound
     during the invocation end with it, so a warm container never logs the
     previous invocation's ids or fields.
+
+    An ``async def`` handler gets the fields while its coroutine runs.
     """
+    import inspect  # here, not at import: boto3 or asyncio has usually loaded it
+
+    if inspect.iscoroutinefunction(handler):
+        run: Any = handler
+
+        @functools.wraps(handler)
+        async def with_request_ids_async(*args: Any, **kwargs: Any) -> Any:
+            token = _context.set(_invocation_fields(args, kwargs))
+            try:
+                return await run(*args, **kwargs)
+            finally:
+                _context.reset(token)
+
+        wrapped: Any = with_request_ids_async
+        async_handler: Callable[_P, _R] = wrapped
+        return async_handler
 
     @functools.wraps(handler)
     def with_request_ids(*args: _P.args, **kwargs: _P.kwargs) -> _R:
-        global _cold_start
-        event = args[0] if args else kwargs.get("event")
-        context = args[1] if len(args) > 1 else kwargs.get("context")
-        fields: dict[str, Any] = dict(_context.get(_NO_FIELDS))
-        request_id = getattr(context, "aws_request_id", None)
-        if request_id is not None:
-            fields["lambda_request_id"] = request_id
-        api_request_id = _api_request_id(event)
-        if api_request_id is not None:
-            fields["api_request_id"] = api_request_id
-        fields["cold_start"] = _cold_start
-        _cold_start = False
-        token = _context.set(fields)
+        token = _context.set(_invocation_fields(args, kwargs))
         try:
             return handler(*args, **kwargs)
         finally:
             _context.reset(token)
 
     return with_request_ids
+
+
+def _invocation_fields(
+    args: tuple[object, ...], kwargs: Mapping[str, object]
+) -> dict[str, Any]:
+    """The logging context of an invocation ``(event, context)`` that starts now."""
+    global _cold_start
+    event = args[0] if args else kwargs.get("event")
+    context = args[1] if len(args) > 1 else kwargs.get("context")
+    fields: dict[str, Any] = dict(_context.get(_NO_FIELDS))
+    request_id = getattr(context, "aws_request_id", None)
+    if request_id is not None:
+        fields["lambda_request_id"] = request_id
+    api_request_id = _api_request_id(event)
+    if api_request_id is not None:
+        fields["api_request_id"] = api_request_id
+    fields["cold_start"] = _cold_start
+    _cold_start = False
+    return fields
 
 
 def _api_request_id(event: object) -> str | None:
@@ -675,6 +761,7 @@ class _LogNamespace:
     RetryHandler = RetryHandler
     bind = staticmethod(bind)
     unbind = staticmethod(unbind)
+    in_current_context = staticmethod(in_current_context)
     get_logger = staticmethod(get_logger)
     getLogger = get_logger
     setup_root_logger = staticmethod(setup_root_logger)
@@ -1058,9 +1145,11 @@ _XRAY_MAX_DATAGRAM = 64000
 _XRAY_MAX_FRAMES = 32
 _XRAY_NAME_CHARS = frozenset("_.:/%&#=+\\-@ ")
 
-# (trace id, id of the innermost open subsegment) in this thread or task.
-_xray_parent: contextvars.ContextVar[tuple[str, str] | None] = contextvars.ContextVar(
-    "fleece_xray_parent", default=None
+# (trace id, parent id) of the trace header it was opened under, and the id
+# of the innermost open subsegment, in this thread or task. A tuple, never
+# mutated: contexts copied into other threads share it safely.
+_xray_parent: contextvars.ContextVar[tuple[tuple[str, str], str] | None] = (
+    contextvars.ContextVar("fleece_xray_parent", default=None)
 )
 _xray_lock = threading.Lock()
 _xray_sockets: dict[int, Any] = {}
@@ -1079,11 +1168,11 @@ class _Subsegment:
 def _begin(
     name: str, namespace: str | None = None, **fields: Any
 ) -> _Subsegment | None:
-    """Open a subsegment and send it in progress; None when not tracing."""
-    trace = _trace_context()
-    if trace is None:
+    """Open a subsegment (sent when it ends); None when not tracing."""
+    header = _trace_header()
+    if header is None:
         return None
-    trace_id, parent_id = trace
+    trace_id, parent_id = _trace_context(header)
     document: dict[str, Any] = {
         "type": "subsegment",
         "id": os.urandom(8).hex(),
@@ -1091,13 +1180,11 @@ def _begin(
         "parent_id": parent_id,
         "name": name,
         "start_time": time.time(),
-        "in_progress": True,
     }
     if namespace is not None:
         document["namespace"] = namespace
     document.update(fields)
-    _send(document)
-    token = _xray_parent.set((trace_id, document["id"]))
+    token = _xray_parent.set((header, document["id"]))
     return _Subsegment(document, token)
 
 
@@ -1106,7 +1193,6 @@ def _end(subsegment: _Subsegment, error: BaseException | None = None) -> None:
     _xray_parent.reset(subsegment.token)
     document = subsegment.document
     document["end_time"] = time.time()
-    document["in_progress"] = False
     if error is not None:
         if not (document.get("error") or document.get("throttle")):
             document["fault"] = True
@@ -1114,17 +1200,23 @@ def _end(subsegment: _Subsegment, error: BaseException | None = None) -> None:
     _send(document)
 
 
-def _trace_context() -> tuple[str, str] | None:
+def _trace_header() -> tuple[str, str] | None:
+    """(trace id, parent id) of the current invocation's sampled trace, else None."""
     header = os.environ.get("_X_AMZN_TRACE_ID")
-    if not header:
-        return None
-    root = _parse_trace_header(header)
-    if root is None:
-        return None
+    return _parse_trace_header(header) if header else None
+
+
+def _trace_context(header: tuple[str, str]) -> tuple[str, str]:
+    """(trace id, parent id) for a new subsegment under the trace ``header``.
+
+    The innermost open subsegment is the parent, unless it was opened under
+    another header: a context kept from an earlier invocation (even one of
+    the same trace, which shares the Root) must not become the parent.
+    """
     current = _xray_parent.get()
-    if current is not None and current[0] == root[0]:
-        return current
-    return root
+    if current is not None and current[0] == header:
+        return header[0], current[1]
+    return header
 
 
 @functools.lru_cache(maxsize=8)
@@ -1255,19 +1347,39 @@ def trace_xray_subsegment(
     The call's arguments are recorded (as ``repr``, in the metadata) only with
     ``skip_args=False``: they may hold secrets. The original fleece recorded
     them by default.
+
+    On an ``async def`` function, the subsegment lasts until the awaited call
+    ends. Threads started inside a traced function see it as the parent only
+    through `in_current_context`.
     """
 
     def decorate(func: Callable[_P, _R]) -> Callable[_P, _R]:
+        import inspect  # here, not at import: boto3 or asyncio has usually loaded it
+
         name = _subsegment_name(func)
+        if inspect.iscoroutinefunction(func):
+            run: Any = func
+
+            @functools.wraps(func)
+            async def traced_async(*args: Any, **kwargs: Any) -> Any:
+                subsegment = _begin(name, **_arguments(skip_args, args, kwargs))
+                if subsegment is None:
+                    return await run(*args, **kwargs)
+                try:
+                    result = await run(*args, **kwargs)
+                except BaseException as error:
+                    _end(subsegment, error)
+                    raise
+                _end(subsegment)
+                return result
+
+            wrapped: Any = traced_async
+            traced_coroutine: Callable[_P, _R] = wrapped
+            return traced_coroutine
 
         @functools.wraps(func)
         def traced(*args: _P.args, **kwargs: _P.kwargs) -> _R:
-            fields: dict[str, Any] = {}
-            if not skip_args and _trace_context() is not None:
-                arguments = {"args": [repr(a)[:1000] for a in args]}
-                arguments["kwargs"] = [f"{k}={v!r}"[:1000] for k, v in kwargs.items()]
-                fields["metadata"] = {"default": arguments}
-            subsegment = _begin(name, **fields)
+            subsegment = _begin(name, **_arguments(skip_args, args, kwargs))
             if subsegment is None:
                 return func(*args, **kwargs)
             try:
@@ -1281,6 +1393,17 @@ def trace_xray_subsegment(
         return traced
 
     return decorate
+
+
+def _arguments(
+    skip_args: bool, args: tuple[object, ...], kwargs: Mapping[str, object]
+) -> dict[str, Any]:
+    """The fields recording a call's arguments (only when asked, and tracing)."""
+    if skip_args or _trace_header() is None:
+        return {}
+    arguments = {"args": [repr(a)[:1000] for a in args]}
+    arguments["kwargs"] = [f"{k}={v!r}"[:1000] for k, v in kwargs.items()]
+    return {"metadata": {"default": arguments}}
 
 
 def monkey_patch_botocore_for_xray() -> None:
@@ -1399,6 +1522,7 @@ class _XRayNamespace:
 
     __slots__ = ()
     trace_xray_subsegment = staticmethod(trace_xray_subsegment)
+    in_current_context = staticmethod(in_current_context)
     monkey_patch_botocore_for_xray = staticmethod(monkey_patch_botocore_for_xray)
     monkey_patch_requests_for_xray = staticmethod(monkey_patch_requests_for_xray)
 

@@ -106,5 +106,8 @@ class Daemon:
         return documents
 
     def completed(self, wait: float = 0.3) -> list[dict[str, Any]]:
-        """The completed subsegment documents, in the order they ended."""
-        return [d for d in self.documents(wait) if not d["in_progress"]]
+        """The subsegment documents, in the order they ended, each one complete."""
+        documents = self.documents(wait)
+        for document in documents:
+            assert "end_time" in document and "in_progress" not in document
+        return documents

@@ -1,10 +1,12 @@
 """fleece_runtime logging: JSON lines, request ids, context, classification, retries."""
 
+import asyncio
 import io
 import json
 import logging
 import re
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -89,6 +91,18 @@ def test_newlines_in_values_stay_on_one_line(stream: io.StringIO) -> None:
     assert lines(stream) == [
         '{"timestamp": "T", "level": "INFO", "logger": "x", "event": "two\\nlines", "note": "a\\nb"}'
     ]
+
+
+def test_unicode_line_separators_are_escaped_and_other_text_kept(
+    stream: io.StringIO,
+) -> None:
+    runtime.get_logger("x").info("a\u2028b", note="c\u2029d\x85e", name="Åsa é")
+
+    [line] = stream.getvalue().splitlines()
+    assert line.endswith(
+        '"event": "a\\u2028b", "note": "c\\u2029d\\u0085e", "name": "Åsa é"}'
+    )
+    assert json.loads(line)["note"] == "c\u2029d\x85e"
 
 
 def test_exception_is_one_field_with_one_traceback(stream: io.StringIO) -> None:
@@ -238,6 +252,85 @@ def test_threads_do_not_share_bound_fields(stream: io.StringIO) -> None:
     assert workers == ["w0", "w1", "w2", "w3"]
 
 
+def test_pool_threads_in_current_context_log_the_request_ids(
+    stream: io.StringIO,
+) -> None:
+    logger = runtime.get_logger("h")
+
+    def resize(size: int) -> None:
+        runtime.bind(size=size)  # stays in this call's own context
+        logger.info("resized")
+
+    @runtime.inject_request_ids_into_environment
+    def handler(event: dict[str, Any], context: Context) -> None:
+        runtime.bind(user="ann")
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            resizing = runtime.in_current_context(resize)
+            for future in [pool.submit(resizing, size) for size in (1, 2)]:
+                future.result()
+        logger.info("handled")
+
+    handler({"requestContext": {"requestId": "api-1"}}, Context("lambda-1"))
+
+    records = sorted(
+        (json.loads(line) for line in lines(stream)), key=lambda r: r.get("size", 9)
+    )
+    ids = {"lambda_request_id": "lambda-1", "api_request_id": "api-1"}
+    assert records == [
+        {**record, **ids, "cold_start": True, "user": "ann"} for record in records
+    ]
+    assert [(r["event"], r.get("size")) for r in records] == [
+        ("resized", 1),
+        ("resized", 2),
+        ("handled", None),
+    ]
+
+
+def test_one_wrapped_function_may_run_in_several_threads_at_once(
+    stream: io.StringIO,
+) -> None:
+    barrier = threading.Barrier(3)
+
+    def work(n: int) -> int:
+        barrier.wait(5)
+        runtime.get_logger("w").info("worked", n=n)
+        return n
+
+    runtime.bind(job="j-1")
+    try:
+        wrapped = runtime.in_current_context(work)
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            assert list(pool.map(wrapped, range(3))) == [0, 1, 2]
+    finally:
+        runtime.unbind("job")
+
+    assert sorted((r["job"], r["n"]) for r in map(json.loads, lines(stream))) == [
+        ("j-1", 0),
+        ("j-1", 1),
+        ("j-1", 2),
+    ]
+
+
+def test_async_handlers_log_the_request_ids_while_they_run(
+    stream: io.StringIO,
+) -> None:
+    logger = runtime.get_logger("h")
+
+    @runtime.inject_request_ids_into_environment
+    async def handler(event: dict[str, Any], context: Context) -> str:
+        await asyncio.sleep(0)
+        logger.info("handled")
+        return "ok"
+
+    assert asyncio.run(handler({}, Context("lambda-1"))) == "ok"
+    assert asyncio.run(handler({}, Context("lambda-2"))) == "ok"
+
+    assert lines(stream) == [
+        '{"timestamp": "T", "level": "INFO", "logger": "h", "event": "handled", "lambda_request_id": "lambda-1", "cold_start": true}',
+        '{"timestamp": "T", "level": "INFO", "logger": "h", "event": "handled", "lambda_request_id": "lambda-2", "cold_start": false}',
+    ]
+
+
 def test_classification_is_written_by_name(stream: io.StringIO) -> None:
     logger = runtime.get_logger("c")
     logger.info("signed_up", classification=runtime.Classification.PII, email="a@b.se")
@@ -264,6 +357,60 @@ def test_fields_of_events_classified_above_the_level_are_redacted() -> None:
         '{"timestamp": "T", "level": "INFO", "logger": "c", "event": "signed up %s", "classification": "PII", "email": "[REDACTED]"}',
         '{"timestamp": "T", "level": "INFO", "logger": "c", "event": "quarter", "classification": "CORPORATE_SENSITIVE_INFO", "revenue": 10}',
     ]
+
+
+def test_an_unknown_classification_fails_closed() -> None:
+    out = io.StringIO()
+    runtime.setup_root_logger(stream=out, redact_above=runtime.Classification.PII)
+
+    runtime.get_logger("c").info("%s", "k-1", classification="secret", key="k-1")
+
+    assert lines(out) == [
+        '{"timestamp": "T", "level": "INFO", "logger": "c", "event": "%s", "classification": "secret", "key": "[REDACTED]"}'
+    ]
+
+
+def test_bound_fields_of_a_redacted_event_are_redacted_but_not_the_ids() -> None:
+    out = io.StringIO()
+    runtime.setup_root_logger(stream=out, redact_above="CORPORATE_SENSITIVE_INFO")
+    logger = runtime.get_logger("c")
+
+    @runtime.inject_request_ids_into_environment
+    def handler(event: dict[str, Any], context: Context) -> None:
+        runtime.bind(email="a@b.se")
+        logger.info("signed_up", classification=runtime.Classification.PII)
+        logger.info("visited")
+
+    handler({}, Context("lambda-1"))
+
+    assert lines(out) == [
+        '{"timestamp": "T", "level": "INFO", "logger": "c", "event": "signed_up", "lambda_request_id": "lambda-1", "cold_start": true, "email": "[REDACTED]", "classification": "PII"}',
+        '{"timestamp": "T", "level": "INFO", "logger": "c", "event": "visited", "lambda_request_id": "lambda-1", "cold_start": true, "email": "a@b.se"}',
+    ]
+
+
+def test_a_bound_classification_applies_to_every_line() -> None:
+    out = io.StringIO()
+    runtime.setup_root_logger(
+        stream=out, redact_above=runtime.Classification.AUTHORIZATION_INFO
+    )
+    runtime.bind(classification=runtime.Classification.PII, email="a@b.se")
+    try:
+        runtime.get_logger("c").info("changed", to="b@c.se")
+    finally:
+        runtime.unbind("classification", "email")
+
+    assert lines(out) == [
+        '{"timestamp": "T", "level": "INFO", "logger": "c", "event": "changed", "classification": "PII", "email": "[REDACTED]", "to": "[REDACTED]"}'
+    ]
+
+
+@pytest.mark.parametrize("level", ["secret", 3])
+def test_a_redaction_level_that_is_not_a_classification_is_refused(
+    level: Any,
+) -> None:
+    with pytest.raises(ValueError, match="redact_above must be a Classification"):
+        runtime.JsonFormatter(redact_above=level)
 
 
 class FlakyHandler(logging.Handler):

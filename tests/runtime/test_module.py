@@ -84,7 +84,7 @@ def test_migrated_names_exist_in_their_namespaces() -> None:
         assert getattr(runtime.xray, name) is getattr(runtime, name)
 
 
-@pytest.mark.parametrize("target", ["py311", "py312", "py313"])
+@pytest.mark.parametrize("target", ["py311", "py312", "py313", "py314"])
 def test_a_service_ruff_accepts_it(target: str) -> None:
     # The rules of a generated service: ruff's defaults plus I, UP and B.
     result = subprocess.run(

@@ -1,5 +1,6 @@
 """fleece_runtime X-Ray: subsegment documents as the daemon receives them over UDP."""
 
+import asyncio
 import json
 import os
 import re
@@ -7,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -22,7 +24,7 @@ from tests.runtime.runtime_servers import (
 HEX16 = re.compile(r"[0-9a-f]{16}")
 
 
-def test_datagram_is_the_daemon_header_then_an_in_progress_and_a_complete_document(
+def test_a_subsegment_is_one_datagram_sent_complete_when_the_call_ends(
     daemon: Daemon,
 ) -> None:
     @runtime.xray.trace_xray_subsegment()
@@ -31,25 +33,21 @@ def test_datagram_is_the_daemon_header_then_an_in_progress_and_a_complete_docume
 
     assert load_order() == 7
 
-    datagrams = daemon.datagrams()
-    assert len(datagrams) == 2
-    for datagram in datagrams:
-        assert datagram.startswith(b'{"format": "json", "version": 1}\n{')
-        assert datagram.count(b"\n") == 1
-    started, ended = (json.loads(d.partition(b"\n")[2]) for d in datagrams)
-    assert started == {
+    [datagram] = daemon.datagrams()
+    assert datagram.startswith(b'{"format": "json", "version": 1}\n{')
+    assert datagram.count(b"\n") == 1
+    document = json.loads(datagram.partition(b"\n")[2])
+    assert document == {
         "type": "subsegment",
-        "id": ended["id"],
+        "id": document["id"],
         "trace_id": TRACE_ID,
         "parent_id": LAMBDA_SEGMENT_ID,
-        "name": "test_datagram_is_the_daemon_header_then_an_in_progress_and_a_complete_document.load_order",
-        "start_time": ended["start_time"],
-        "in_progress": True,
+        "name": "test_a_subsegment_is_one_datagram_sent_complete_when_the_call_ends.load_order",
+        "start_time": document["start_time"],
+        "end_time": document["end_time"],
     }
-    assert HEX16.fullmatch(ended["id"])
-    assert ended["in_progress"] is False
-    assert ended["start_time"] <= ended["end_time"] <= time.time()
-    assert "namespace" not in ended and "fault" not in ended
+    assert HEX16.fullmatch(document["id"])
+    assert document["start_time"] <= document["end_time"] <= time.time()
 
 
 def test_nested_calls_nest_their_subsegments(daemon: Daemon) -> None:
@@ -93,6 +91,143 @@ def test_threads_nest_their_own_calls(daemon: Daemon) -> None:
     steps = [d for d in documents if d["name"].endswith("step")]
     assert len(jobs) == 4 and len(steps) == 4
     assert sorted(d["parent_id"] for d in steps) == sorted(jobs)
+
+
+def test_pool_threads_in_current_context_nest_under_the_traced_caller(
+    daemon: Daemon,
+) -> None:
+    @runtime.trace_xray_subsegment()
+    def resize(size: int) -> int:
+        return size // 2
+
+    @runtime.trace_xray_subsegment()
+    def handler() -> list[int]:
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            futures = [
+                pool.submit(runtime.in_current_context(resize), size)
+                for size in (10, 20, 30)
+            ]
+            return [future.result() for future in futures]
+
+    assert handler() == [5, 10, 15]
+
+    *resized, parent = daemon.completed()
+    assert parent["name"].endswith("handler")
+    assert len(resized) == 3
+    assert {document["parent_id"] for document in resized} == {parent["id"]}
+
+
+def test_without_in_current_context_pool_threads_hang_from_the_lambda_segment(
+    daemon: Daemon,
+) -> None:
+    @runtime.trace_xray_subsegment()
+    def resize() -> None:
+        pass
+
+    @runtime.trace_xray_subsegment()
+    def handler() -> None:
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pool.submit(resize).result()
+
+    handler()
+
+    resized, _ = daemon.completed()
+    assert resized["parent_id"] == LAMBDA_SEGMENT_ID
+
+
+def test_a_thread_in_current_context_keeps_its_own_nesting(daemon: Daemon) -> None:
+    started, finish = threading.Event(), threading.Event()
+
+    @runtime.trace_xray_subsegment()
+    def step() -> None:
+        pass
+
+    @runtime.trace_xray_subsegment()
+    def poll() -> None:
+        started.set()
+        finish.wait(5)
+        step()
+
+    @runtime.trace_xray_subsegment()
+    def handler() -> None:
+        thread = threading.Thread(target=runtime.in_current_context(poll))
+        thread.start()
+        started.wait(5)
+        step()  # while poll is open in the other thread
+        finish.set()
+        thread.join()
+        step()
+
+    handler()
+
+    documents = daemon.completed()
+    [handler_doc] = [d for d in documents if d["name"].endswith("handler")]
+    [poll_doc] = [d for d in documents if d["name"].endswith("poll")]
+    steps = [d for d in documents if d["name"].endswith("step")]
+    assert poll_doc["parent_id"] == handler_doc["id"]
+    assert sorted(d["parent_id"] for d in steps) == sorted(
+        [handler_doc["id"], handler_doc["id"], poll_doc["id"]]
+    )
+
+
+def test_async_functions_are_traced_until_their_coroutine_ends(
+    daemon: Daemon,
+) -> None:
+    @runtime.trace_xray_subsegment()
+    async def fetch(delay: float) -> float:
+        await asyncio.sleep(delay)
+        return delay
+
+    @runtime.trace_xray_subsegment()
+    async def handler() -> list[float]:
+        return list(await asyncio.gather(fetch(0.05), fetch(0.1)))
+
+    assert asyncio.run(handler()) == [0.05, 0.1]
+
+    first, second, parent = daemon.completed()
+    assert (first["parent_id"], second["parent_id"]) == (parent["id"], parent["id"])
+    assert first["end_time"] - first["start_time"] >= 0.05
+    assert second["end_time"] - second["start_time"] >= 0.1
+    assert parent["end_time"] >= second["end_time"]
+
+
+def test_async_function_errors_are_faults_and_reraised(daemon: Daemon) -> None:
+    @runtime.trace_xray_subsegment()
+    async def charge() -> None:
+        await asyncio.sleep(0)
+        raise ValueError("card declined")
+
+    with pytest.raises(ValueError, match="card declined"):
+        asyncio.run(charge())
+
+    [call] = daemon.completed()
+    assert call["fault"] is True
+    assert call["cause"]["exceptions"][0]["message"] == "card declined"
+
+
+def test_a_subsegment_of_an_earlier_invocation_of_the_trace_is_not_the_parent(
+    daemon: Daemon, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Same Root, new Parent: another invocation in the same trace (a retry,
+    # a Step Functions state), while a context of the first one is still open.
+    next_segment = "8f2a55b1c4d3e6f7"
+
+    @runtime.trace_xray_subsegment()
+    def later() -> None:
+        pass
+
+    @runtime.trace_xray_subsegment()
+    def earlier() -> None:
+        monkeypatch.setenv(
+            "_X_AMZN_TRACE_ID", f"Root={TRACE_ID};Parent={next_segment};Sampled=1"
+        )
+        later()
+
+    earlier()
+
+    later_doc, earlier_doc = daemon.completed()
+    assert earlier_doc["parent_id"] == LAMBDA_SEGMENT_ID
+    assert later_doc["parent_id"] == next_segment
 
 
 def test_exception_marks_a_fault_with_its_cause_and_is_reraised(daemon: Daemon) -> None:
@@ -358,7 +493,6 @@ def test_documents_have_the_fields_aws_xray_sdk_sends(
         work()
     ours_request, ours_work = daemon.completed()
 
-    assert set(ours_request) == set(sdk_request)
     assert set(ours_request["http"]["request"]) == set(sdk_request["http"]["request"])
     assert set(ours_request["http"]["response"]) - set(
         sdk_request["http"]["response"]
@@ -367,8 +501,11 @@ def test_documents_have_the_fields_aws_xray_sdk_sends(
         ours_request["http"]["request"]["url"] == sdk_request["http"]["request"]["url"]
     )
     # The SDK names the decorator's namespace "local"; the daemon accepts only
-    # "aws" and "remote", so fleece leaves it out.
-    assert set(ours_work) == set(sdk_work) - {"namespace"}
+    # "aws" and "remote", so fleece leaves it out. The SDK writes
+    # "in_progress": false on complete documents; X-Ray reads a document with
+    # an end_time as complete, and fleece sends only complete ones.
+    assert set(ours_request) == set(sdk_request) - {"in_progress"}
+    assert set(ours_work) == set(sdk_work) - {"namespace", "in_progress"}
     assert set(ours_work["cause"]) == set(sdk_work["cause"])
     assert set(ours_work["cause"]["exceptions"][0]) == set(
         sdk_work["cause"]["exceptions"][0]
