@@ -12,9 +12,13 @@ The straight line of a build:
    then moved into place (an older zip stays if anything fails).
 
 The dependency cache lives in ``$FLEECE_CACHE_DIR``, else
-``$XDG_CACHE_HOME/fleece``, else ``~/.cache/fleece``. Its key is the content of
-the requirements file (and of the files it includes with ``-r``/``-c``), the
-Python version, the architecture, Docker or not, and the system packages.
+``$XDG_CACHE_HOME/fleece``, else ``~/.cache/fleece``. Its key is everything the
+installed files depend on: the content of the requirements file, of the files
+it includes with ``-r``/``-c`` and of the local packages it names
+(``../libs/pkg``, ``-e ../shared``, ``file:`` URLs, ``--find-links`` folders);
+the Python version, the architecture, Docker or not, the system packages; the
+``PIP_*`` variables; the versions of fleece and pip; and without Docker the
+Python and platform pip evaluates environment markers against.
 """
 
 import hashlib
@@ -24,7 +28,10 @@ import re
 import shutil
 import subprocess
 import tempfile
-from dataclasses import dataclass, field
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -32,7 +39,14 @@ from fleece import __version__
 from fleece.errors import BadInput, FleeceError
 from fleece.progress import Progress
 from fleece.service import ANSWERS_FILE, load_answers
-from fleece.wheels import Runtime, install_requirements, parse_runtime
+from fleece.wheels import (
+    Host,
+    Runtime,
+    install_requirements,
+    marker_gap,
+    parse_runtime,
+    pip_version,
+)
 from fleece.ziparchive import ZipSummary, collect_files, write_zip
 
 __all__ = [
@@ -40,18 +54,23 @@ __all__ = [
     "ZIPPED_LIMIT",
     "BuildRequest",
     "BuildResult",
+    "RequirementInputs",
     "build",
     "cache_dir",
+    "check_limits",
     "describe",
+    "requirement_inputs",
 ]
 
 ZIP_NAME = "lambda_function.zip"
 BUILD_INFO = "build_info.json"
 MB = 1024 * 1024
-ZIPPED_LIMIT = 50 * MB  # direct upload of a zip
+# A zip uploaded directly is at most 50 MB; through S3 (sam deploy uploads the
+# template's CodeUri there) only the extracted size is limited.
+ZIPPED_LIMIT = 50 * MB
 UNZIPPED_LIMIT = 250 * MB  # the function and its layers, extracted
 NEAR_LIMIT = 0.8  # warn from this share of a limit on
-_CACHE_FORMAT = 1
+_CACHE_FORMAT = 2
 
 
 @dataclass(frozen=True)
@@ -94,10 +113,13 @@ def build(request: BuildRequest, progress: Progress | None = None) -> BuildResul
     """Build the service's zip; see the module docstring."""
     progress = progress or Progress.quiet()
     plan = _plan(request)
+    warnings: list[str] = []
     with tempfile.TemporaryDirectory(prefix="fleece-build-") as scratch:
         if plan.requirements is None:
             dependencies, origin = None, "none"
         else:
+            gap = None if request.docker else marker_gap(plan.runtime, Host.current())
+            warnings += [gap] if gap else []
             dependencies, origin = _dependencies(
                 plan.requirements, plan.runtime, request, Path(scratch), progress
             )
@@ -115,7 +137,7 @@ def build(request: BuildRequest, progress: Progress | None = None) -> BuildResul
         partial = plan.target / f".{ZIP_NAME}.{os.getpid()}.tmp"
         try:
             summary = write_zip(files, extra, partial)
-            warnings = _check_limits(summary)
+            warnings += check_limits(summary)
             os.chmod(partial, 0o644)
             os.replace(partial, destination)
         finally:
@@ -178,8 +200,10 @@ def _dependencies(
     scratch: Path,
     progress: Progress,
 ) -> tuple[Path, str]:
+    pip = None if request.docker else pip_version()
+    inputs = requirement_inputs(requirements)
+    key = _cache_key(inputs, runtime, request, pip, os.environ)
     store = cache_dir() / "dependencies"
-    key = _cache_key(requirements, runtime, request.docker, request.dependencies)
     cached = store / key
     if cached.is_dir() and not request.rebuild:
         return cached, "cache"
@@ -190,7 +214,13 @@ def _dependencies(
             from fleece.docker_build import install_requirements_in_docker
 
             install_requirements_in_docker(
-                requirements, runtime, fresh, request.dependencies, progress
+                requirements,
+                runtime,
+                fresh,
+                request.dependencies,
+                progress,
+                service=request.service_dir,
+                inputs=inputs.paths(),
             )
         else:
             install_requirements(
@@ -218,57 +248,187 @@ def _store(fresh: Path, cached: Path) -> None:
 
 
 def _cache_key(
-    requirements: Path, runtime: Runtime, docker: bool, system: tuple[str, ...]
+    inputs: "RequirementInputs",
+    runtime: Runtime,
+    request: BuildRequest,
+    pip: str | None,
+    environ: Mapping[str, str],
 ) -> str:
+    # Only the digest is kept: PIP_* values (an index URL with a token) never
+    # reach the cache folder's name, a log or the output.
     parts = {
         "format": _CACHE_FORMAT,
-        "requirements": _requirements_digest(requirements, set()),
+        "fleece": __version__,
+        "requirements": inputs.digest(),
         "python": runtime.python,
         "architecture": runtime.architecture,
-        "docker": docker,
-        "system": sorted(system),
+        "docker": request.docker,
+        "system": sorted(request.dependencies),
+        "pip": pip,  # with Docker, the image's pip
+        "markers": None if request.docker else asdict(Host.current()),
+        "pip_environment": sorted(
+            [name, value] for name, value in environ.items() if name.startswith("PIP_")
+        ),
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
 
 
-_INCLUDE = re.compile(r"^\s*(?:-r|-c|--requirement|--constraint)[\s=]+(\S+)")
+# -- what a requirements file makes pip read ----------------------------------
+
+# Folders never part of a local package: version control, caches, virtual
+# environments, and what pip's in-tree build of a setuptools project leaves.
+_NOT_PACKAGE = {
+    ".git",
+    ".hg",
+    ".svn",
+    "__pycache__",
+    ".venv",
+    ".tox",
+    ".nox",
+    ".mypy_cache",
+    ".pytest_cache",
+    ".ruff_cache",
+}
+_OPTION = re.compile(
+    r"^(--requirement|--constraint|--editable|--find-links|-[rcef])\s*=?\s*(\S+)"
+)
+_INCLUDES = {"--requirement", "--constraint", "-r", "-c"}
+_DIRECT_URL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\s*(?:\[[^\]]*\])?\s*@\s*(\S+)")
 
 
-def _requirements_digest(path: Path, seen: set[Path]) -> str:
-    """A digest of a requirements file and the files it includes."""
-    path = path.resolve()
-    if path in seen:
-        return ""
-    seen.add(path)
-    text = path.read_bytes()
-    digest = hashlib.sha256(text)
-    for line in text.decode("utf-8", "replace").splitlines():
-        included = _INCLUDE.match(line)
-        if included and (path.parent / included.group(1)).is_file():
-            nested = _requirements_digest(path.parent / included.group(1), seen)
-            digest.update(nested.encode())
-    return digest.hexdigest()
+@dataclass(frozen=True)
+class RequirementInputs:
+    """The files a requirements file makes pip read, resolved.
+
+    ``files``: the requirements file and those it includes (``-r``, ``-c``),
+    read relative to the including file. ``local``: local packages
+    (``../libs/pkg``, ``-e ../shared``, ``file:`` URLs) and ``--find-links``
+    folders that exist; pip reads their relative paths from the folder it runs
+    in, the requirements file's.
+    """
+
+    files: tuple[Path, ...]
+    local: tuple[Path, ...]
+
+    def paths(self) -> tuple[Path, ...]:
+        return self.files + self.local
+
+    def digest(self) -> str:
+        """A digest of the content of every input (local packages: their files)."""
+        digest = hashlib.sha256()
+        for path in self.files:
+            digest.update(b"requirements\0" + path.read_bytes() + b"\0")
+        for path in self.local:
+            digest.update(b"local\0")
+            for name, file in _package_files(path):
+                data = file.read_bytes()
+                digest.update(f"{name}\0{len(data)}\0".encode() + data)
+        return digest.hexdigest()
+
+
+def requirement_inputs(requirements: Path) -> RequirementInputs:
+    """What ``requirements`` makes pip read; see ``RequirementInputs``."""
+    folder = requirements.resolve().parent
+    files: list[Path] = []
+    local: list[Path] = []
+    pending = [requirements.resolve()]
+    while pending:
+        path = pending.pop(0)
+        if path in files or not path.is_file():
+            continue  # a missing include: pip reports it
+        files.append(path)
+        for line in _logical_lines(path.read_text(encoding="utf-8", errors="replace")):
+            option = _OPTION.match(line)
+            if option and option.group(1) in _INCLUDES:
+                pending.append((path.parent / option.group(2)).resolve())
+            elif option and option.group(1) in ("--find-links", "-f"):
+                # pip tries a --find-links path next to the file first.
+                value = option.group(2)
+                beside = path.parent / value
+                local.append(beside if beside.exists() else folder / value)
+            elif option or not line.startswith("-"):
+                reference = _local_reference(option.group(2) if option else line)
+                if reference is not None:
+                    local.append(folder / reference)
+    existing = {p.resolve() for p in local if p.exists()}
+    return RequirementInputs(tuple(files), tuple(sorted(existing)))
+
+
+def _logical_lines(text: str) -> Iterator[str]:
+    """pip's lines: ``\\`` continues a line, ``#`` after a space starts a comment."""
+    for line in re.sub(r"\\\n", "", text).splitlines():
+        line = re.sub(r"(^|\s)#.*$", "", line).strip()
+        if line:
+            yield line
+
+
+def _local_reference(spec: str) -> str | None:
+    """The local path a requirement installs from, if it names one."""
+    spec = spec.split(";", 1)[0].strip()  # environment markers
+    if direct := _DIRECT_URL.match(spec):
+        spec = direct.group(1)
+    if spec.startswith("file:"):
+        return urllib.request.url2pathname(urllib.parse.urlsplit(spec).path)
+    if "://" in spec or not (spec.startswith((".", "/", "~")) or "/" in spec):
+        return None  # a name from the index, or a remote URL
+    return os.path.expanduser(re.sub(r"\[[^\]]*\]$", "", spec))
+
+
+def _package_files(path: Path) -> Iterator[tuple[str, Path]]:
+    """The files of a local package (or one file), sorted by relative name."""
+    if path.is_file():
+        yield path.name, path
+        return
+    found: list[tuple[str, Path]] = []
+    for folder, dirnames, filenames in os.walk(path):
+        top = Path(folder) == path
+        dirnames[:] = [
+            d
+            for d in dirnames
+            if d not in _NOT_PACKAGE
+            and not d.endswith(".egg-info")
+            and not (top and d == "build")
+        ]
+        for name in filenames:
+            file = Path(folder) / name
+            if not name.endswith((".pyc", ".pyo")):
+                found.append((file.relative_to(path).as_posix(), file))
+    yield from sorted(found)
 
 
 # -- the zip -----------------------------------------------------------------
 
 
-def _check_limits(summary: ZipSummary) -> list[str]:
-    checks = [
-        ("zipped", summary.size, ZIPPED_LIMIT),
-        ("unzipped", summary.unzipped, UNZIPPED_LIMIT),
-    ]
+def check_limits(summary: ZipSummary) -> list[str]:
+    """Warnings about Lambda's size limits; a ``FleeceError`` past the hard one.
+
+    Only the unzipped size is a hard limit: the zipped one applies to a direct
+    upload, while ``sam deploy`` uploads the template's ``CodeUri`` to S3.
+    """
+    if summary.unzipped > UNZIPPED_LIMIT:
+        raise FleeceError(
+            f"the zip is {_mb(summary.unzipped)} unzipped, past Lambda's "
+            f"{_mb(UNZIPPED_LIMIT)} limit: leave files out with --exclude "
+            "(the limit counts the function's layers too)"
+        )
     warnings = []
-    for what, size, limit in checks:
-        if size > limit:
-            raise FleeceError(
-                f"the zip is {_mb(size)} {what}, past Lambda's {_mb(limit)} limit: "
-                "leave files out with --exclude or move dependencies to a layer"
-            )
-        if size >= NEAR_LIMIT * limit:
-            warnings.append(
-                f"the zip is {_mb(size)} {what}, near Lambda's {_mb(limit)} limit"
-            )
+    if summary.unzipped >= NEAR_LIMIT * UNZIPPED_LIMIT:
+        warnings.append(
+            f"the zip is {_mb(summary.unzipped)} unzipped, near Lambda's "
+            f"{_mb(UNZIPPED_LIMIT)} limit"
+        )
+    if summary.size > ZIPPED_LIMIT:
+        warnings.append(
+            f"the zip is {_mb(summary.size)} zipped, past Lambda's "
+            f"{_mb(ZIPPED_LIMIT)} limit of a direct upload: deploy it through S3 "
+            "(sam deploy does), not by uploading the zip to the function"
+        )
+    elif summary.size >= NEAR_LIMIT * ZIPPED_LIMIT:
+        warnings.append(
+            f"the zip is {_mb(summary.size)} zipped, near Lambda's "
+            f"{_mb(ZIPPED_LIMIT)} limit of a direct upload (deploys through S3, "
+            "as sam deploy does, are not bound by it)"
+        )
     return warnings
 
 

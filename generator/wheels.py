@@ -9,9 +9,14 @@ wheel is pure Python (``none-any``), so a compiled one is refused with a pointer
 to ``--docker``.
 
 pip evaluates environment markers (``; python_version < "3.12"``) against the
-Python running fleece, not the target one; the Docker build has no such gap.
+Python running fleece, not the target one; ``marker_gap`` names the difference
+so the build can warn, and the Docker build has no such gap.
+
+pip runs in the requirements file's folder: the relative paths of local
+packages in it (``../libs/pkg``) are read from there, as ``-r`` includes are.
 """
 
+import platform
 import re
 import subprocess
 import sys
@@ -22,7 +27,15 @@ from pathlib import Path
 from fleece.errors import BadInput, FleeceError
 from fleece.progress import Progress
 
-__all__ = ["SUPPORTED_PYTHONS", "Runtime", "install_requirements", "parse_runtime"]
+__all__ = [
+    "SUPPORTED_PYTHONS",
+    "Host",
+    "Runtime",
+    "install_requirements",
+    "marker_gap",
+    "parse_runtime",
+    "pip_version",
+]
 
 # glibc of each Lambda Python runtime: Amazon Linux 2 for 3.11, 2023 after.
 # (`fleece new` no longer offers 3.11; building for it still works.)
@@ -97,7 +110,71 @@ def parse_runtime(python: str, architecture: str) -> Runtime:
     return Runtime(version, architecture)
 
 
+# -- environment markers -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Host:
+    """What pip evaluates environment markers against when run on this machine."""
+
+    python: str  # python_version, "3.11"
+    platform: str  # sys_platform, "linux"
+    machine: str  # platform_machine, "x86_64"
+
+    @classmethod
+    def current(cls) -> "Host":
+        version = f"{sys.version_info.major}.{sys.version_info.minor}"
+        return cls(version, sys.platform, platform.machine())
+
+
+def marker_gap(runtime: Runtime, host: Host) -> str | None:
+    """How ``host`` differs from ``runtime`` for environment markers, if it does."""
+    differences = []
+    if host.python != runtime.python:
+        differences.append(f"Python {host.python}, not {runtime.python}")
+    if (host.platform, host.machine) != ("linux", runtime.machine):
+        differences.append(
+            f"{host.platform} {host.machine}, not linux {runtime.machine}"
+        )
+    if not differences:
+        return None
+    return (
+        f"pip evaluates environment markers for this machine ({'; '.join(differences)})"
+        ": build with --docker if a requirement depends on python_version, "
+        "sys_platform or platform_machine markers"
+    )
+
+
 # -- pip ---------------------------------------------------------------------
+
+_PIP_VERSION = "import pip; print(pip.__version__)"
+
+
+def pip_version(python: str | None = None) -> str:
+    """The version of pip that ``python`` (default: fleece's) runs; a
+    ``FleeceError`` without pip.
+
+    fleece does not depend on pip (a ``uv tool install`` has none), so a build
+    without Docker checks for it before anything else.
+    """
+    python = python or sys.executable
+    try:
+        run = subprocess.run(
+            [python, "-c", _PIP_VERSION],
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+        )
+    except OSError:
+        run = None
+    if run is None or run.returncode != 0:
+        raise FleeceError(
+            f"pip is not installed in fleece's Python ({python}): install pip "
+            "into fleece's environment (uv: uv tool install --with pip fleece), "
+            "or build with --docker"
+        )
+    return run.stdout.strip()
+
 
 _NO_DISTRIBUTION = re.compile(r"No matching distribution found for (\S+)")
 _MAX_SOURCE_BUILDS = 50
@@ -127,10 +204,14 @@ def install_requirements(
     ``local_wheels`` receives wheels built from pure-Python source
     distributions; pip finds them there on the next attempt.
     """
+    requirements, target = requirements.resolve(), target.resolve()
+    local_wheels = local_wheels.resolve()
     local_wheels.mkdir(parents=True, exist_ok=True)
+    folder = requirements.parent
     built: set[str] = set()
     for _ in range(_MAX_SOURCE_BUILDS):
-        run = _pip(_install_args(requirements, runtime, target, local_wheels), progress)
+        args = _install_args(requirements, runtime, target, local_wheels)
+        run = _pip(args, folder, progress)
         if run.returncode == 0:
             return
         missing = _NO_DISTRIBUTION.search("\n".join(run.output))
@@ -144,7 +225,7 @@ def install_requirements(
                 f"{spec}: the wheel built from its source distribution does not "
                 f"suit {runtime.describe()}"
             )
-        _build_pure_wheel(spec, runtime, local_wheels, progress)
+        _build_pure_wheel(spec, runtime, local_wheels, folder, progress)
         built.add(spec)
     raise FleeceError("too many dependencies need building from source")
 
@@ -170,7 +251,7 @@ def _install_args(
 
 
 def _build_pure_wheel(
-    spec: str, runtime: Runtime, local_wheels: Path, progress: Progress
+    spec: str, runtime: Runtime, local_wheels: Path, folder: Path, progress: Progress
 ) -> None:
     name = _PROJECT_NAME.match(spec)
     before = set(local_wheels.glob("*.whl"))
@@ -178,6 +259,7 @@ def _build_pure_wheel(
     no_binary = f"--no-binary={name.group(0) if name else ':all:'}"
     run = _pip(
         ["wheel", "--no-deps", no_binary, "--wheel-dir", str(local_wheels), spec],
+        folder,
         progress,
     )
     if run.returncode != 0:
@@ -200,8 +282,8 @@ def _build_pure_wheel(
             )
 
 
-def _pip(args: Sequence[str], progress: Progress) -> _PipRun:
-    """Run pip with its output read line by line into the progress display."""
+def _pip(args: Sequence[str], folder: Path, progress: Progress) -> _PipRun:
+    """Run pip in ``folder``, its output read line by line into the progress."""
     command = [
         sys.executable,
         "-m",
@@ -221,6 +303,7 @@ def _pip(args: Sequence[str], progress: Progress) -> _PipRun:
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
         text=True,
+        cwd=folder,
     ) as process:
         assert process.stdout is not None
         for raw in process.stdout:

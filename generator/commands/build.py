@@ -6,6 +6,7 @@ import click
 
 from fleece.build import BuildRequest, build, describe
 from fleece.progress import Progress
+from fleece.wheels import SUPPORTED_PYTHONS
 
 _PATH = click.Path(path_type=Path)
 
@@ -37,7 +38,8 @@ _PATH = click.Path(path_type=Path)
 )
 @click.option(
     "--python",
-    help="Lambda Python version (3.11 to 3.13). Default: the service's python_runtime.",
+    help=f"Lambda Python version ({', '.join(SUPPORTED_PYTHONS)}). "
+    "Default: the service's python_runtime.",
 )
 @click.option(
     "--arch",

@@ -7,6 +7,7 @@ of the build (cache, zip) runs for real.
 """
 
 import os
+import subprocess
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +17,15 @@ import docker
 import pytest
 from docker.errors import ImageNotFound
 
+from fleece.build import requirement_inputs
+from fleece.docker_build import container_script
 from tests.builds.build_support import Fleece, MakeService
+
+
+def output_of(run: dict[str, Any]) -> Path:
+    """The host folder a container run mounts as its output."""
+    volumes: dict[str, dict[str, str]] = run["volumes"]
+    return next(Path(h) for h, b in volumes.items() if b["bind"] == "/fleece/out")
 
 
 class FakeContainer:
@@ -60,13 +69,8 @@ class FakeDocker:
     # client.containers
     def run(self, image: str, command: list[str], **options: Any) -> FakeContainer:
         self.runs.append({"image": image, "command": command, **options})
-        output = next(
-            host
-            for host, bind in options["volumes"].items()
-            if bind["bind"] == "/fleece/out"
-        )
         if self.status == 0:
-            package = Path(output) / "nativepkg"
+            package = output_of(self.runs[-1]) / "nativepkg"
             package.mkdir()
             (package / "__init__.py").write_text("BUILT_IN_CONTAINER = True\n")
         logs = [b"Collecting nativepkg\n", b"ERROR: compiler exploded\n"]
@@ -110,16 +114,14 @@ def test_dependencies_are_installed_in_the_sam_build_image_of_the_runtime(
         "pip install --disable-pip-version-check --no-input --progress-bar=off"
         in script
     )
-    assert (
-        "--no-compile --target /fleece/out "
-        "--requirement /fleece/requirements/requirements.txt" in script
-    )
+    assert "cd /tmp/fleece-service/src\n" in script
+    assert "--no-compile --target /fleece/out --requirement requirements.txt" in script
     assert run["command"][3:] == ["fleece-build"]  # no system packages asked for
-    assert run["volumes"][str((service / "src").resolve())] == {
-        "bind": "/fleece/requirements",
-        "mode": "ro",
+    assert run["volumes"] == {
+        str(service.resolve()): {"bind": "/fleece/service", "mode": "ro"},
+        str(output_of(run)): {"bind": "/fleece/out", "mode": "rw"},
     }
-    assert run["working_dir"] == "/fleece/requirements"
+    assert run["working_dir"] == "/fleece/service"
     assert run["environment"] == {
         "PIP_INDEX_URL": "https://pypi.example.com/simple/",
         "PIP_TIMEOUT": "60",
@@ -200,3 +202,92 @@ def test_without_a_docker_engine_the_build_says_so_in_one_line(
     assert err == (
         "Error: no Docker engine answered: start Docker, or build without --docker\n"
     )
+
+
+def test_requirements_reach_files_beside_the_source_folder_in_the_container(
+    engine: FakeDocker, make_service: MakeService, fleece: Fleece
+) -> None:
+    service = make_service("-r ../common.txt\n-c ../constraints.txt\n../libs/pkg\n")
+    (service / "common.txt").write_text("nativepkg\n")
+    (service / "constraints.txt").write_text("nativepkg==1.0\n")
+    (service / "libs" / "pkg").mkdir(parents=True)
+    (service / "libs" / "pkg" / "setup.py").write_text("")
+
+    code, _, err = fleece("build", str(service), "--docker")
+
+    assert (code, err) == (0, "")
+    [run] = engine.runs
+    assert run["volumes"][str(service.resolve())] == {
+        "bind": "/fleece/service",
+        "mode": "ro",
+    }
+    assert (
+        "cd /fleece/service\n"
+        "cp -a --parents -- common.txt constraints.txt libs/pkg src/requirements.txt "
+        "/tmp/fleece-service/\n"
+        "cd /tmp/fleece-service/src\n"
+    ) in run["command"][2]
+
+
+def test_a_requirement_outside_the_service_folder_is_refused_before_docker_runs(
+    engine: FakeDocker, make_service: MakeService, fleece: Fleece
+) -> None:
+    service = make_service("-r ../../shared.txt\n")
+    (service.parent / "shared.txt").write_text("nativepkg==1.0\n")
+
+    code, out, err = fleece("build", str(service), "--docker")
+
+    assert (code, out) == (2, "")
+    assert err.count("\n") == 1
+    assert "shared.txt: outside the service folder" in err
+    assert engine.runs == []
+
+
+def test_the_container_script_gives_the_output_back_when_pip_fails(
+    tmp_path: Path,
+) -> None:
+    # The script itself, run by a real bash with stand-ins for the image's
+    # python (pip fails halfway) and chown (records what it was asked).
+    service, output, work, tools = (tmp_path / n for n in ("svc", "out", "w", "bin"))
+    (service / "src").mkdir(parents=True)
+    (service / "src" / "requirements.txt").write_text("-r ../common.txt\n../libs/p\n")
+    (service / "common.txt").write_text("nativepkg\n")
+    (service / "libs" / "p").mkdir(parents=True)
+    (service / "libs" / "p" / "setup.py").write_text("")
+    output.mkdir()
+    tools.mkdir()
+    log = tmp_path / "log"
+    fake_pip = (
+        f"pwd > {log}\nls ../common.txt ../libs/p/setup.py >> {log}\n"
+        f"touch {output}/half-installed\nexit 7\n"
+    )
+    for name, body in {
+        "python": fake_pip,
+        "chown": f'echo "chown $*" >> {log}\n',
+    }.items():
+        (tools / name).write_text("#!/bin/sh\n" + body)
+        (tools / name).chmod(0o755)
+    inputs = requirement_inputs(service / "src" / "requirements.txt").paths()
+    script = container_script(
+        "src/requirements.txt",
+        sorted(p.relative_to(service.resolve()).as_posix() for p in inputs),
+        "1000:1000",
+        service=str(service),
+        output=str(output),
+        work=str(work),
+    )
+
+    run = subprocess.run(
+        ["/bin/bash", "-c", script, "fleece-build"],
+        env={**os.environ, "PATH": f"{tools}:{os.environ['PATH']}"},
+        capture_output=True,
+        text=True,
+    )
+
+    assert run.returncode == 7, run.stderr
+    assert log.read_text().splitlines() == [
+        str(work / "src"),
+        "../common.txt",
+        "../libs/p/setup.py",
+        f"chown -R 1000:1000 {output}",
+    ]
