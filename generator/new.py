@@ -8,7 +8,6 @@ error before the rename leaves no directory behind.
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from typing import Any
 
 from fleece.errors import BadInput, FleeceError
 from fleece.files import atomic_write
+from fleece.git import git
 from fleece.render import Tree, answers_of, load_template, parse_data, render, with_base
 
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
@@ -123,7 +123,7 @@ def _write_into(root: Path, tree: Tree) -> None:
 def _enclosing_repository(folder: Path) -> Path | None:
     if shutil.which("git") is None:
         return None
-    result = _git(folder, "rev-parse", "--show-toplevel", check=False)
+    result = git(folder, "rev-parse", "--show-toplevel", check=False)
     return Path(result.stdout.strip()) if result.returncode == 0 else None
 
 
@@ -131,13 +131,13 @@ def _commit(root: Path, paths: list[str]) -> None:
     if shutil.which("git") is None:
         raise FleeceError("git is not installed: install it, or pass --no-git")
     identity = []
-    if not _git(root, "config", "user.email", check=False).stdout.strip():
+    if not git(root, "config", "user.email", check=False).stdout.strip():
         identity = ["-c", "user.name=fleece", "-c", "user.email=fleece@localhost"]
     if not (root / ".git").exists():
-        _git(root, "init", "--quiet")
+        git(root, "init", "--quiet")
     # Only the rendered files: --force may render into a folder holding others.
-    _git(root, "add", "--", *paths)
-    _git(
+    git(root, "add", "--", *paths)
+    git(
         root,
         *identity,
         "commit",
@@ -149,14 +149,3 @@ def _commit(root: Path, paths: list[str]) -> None:
         "--",
         *paths,
     )
-
-
-def _git(
-    root: Path, *args: str, check: bool = True
-) -> "subprocess.CompletedProcess[str]":
-    result = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
-    if check and result.returncode != 0:
-        raise FleeceError(
-            f"git {args[-1] if args else ''} failed: {result.stderr.strip()}"
-        )
-    return result

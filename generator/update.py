@@ -18,7 +18,6 @@ Nothing is written before the whole plan is known.
 """
 
 import difflib
-import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +30,7 @@ from fleece.check import conflict_findings
 from fleece.errors import BadInput, FleeceError
 from fleece.files import atomic_write
 from fleece.generated import parse_generated
+from fleece.git import git
 from fleece.merge import Merged, merge_file
 from fleece.render import Template, Tree, load_template, parse_data, render, with_base
 from fleece.service import (
@@ -191,28 +191,19 @@ def unified_diff(path: str, before: bytes | None, after: bytes | None) -> str:
 
 
 def _require_clean_git(root: Path) -> None:
-    try:
-        inside = _git(root, "rev-parse", "--is-inside-work-tree")
-    except FileNotFoundError:
-        raise FleeceError("git is not installed: fleece update needs it") from None
+    inside = git(root, "rev-parse", "--is-inside-work-tree", check=False)
     if inside.returncode != 0 or inside.stdout.strip() != "true":
         raise BadInput(
             f"{root} is not a git repository: fleece update merges into your files, "
             "so commit them first to review and undo it (git init && git add -A && git commit)"
         )
-    status = _git(root, "status", "--porcelain", "--untracked-files=all", "--", ".")
-    if status.returncode != 0:
-        raise FleeceError(f"git status failed: {status.stderr.strip()}")
+    status = git(root, "status", "--porcelain", "--untracked-files=all", "--", ".")
     if status.stdout.strip():
         first = status.stdout.splitlines()[0][3:]
         raise BadInput(
             f"{root} has uncommitted changes (e.g. {first}): commit or stash them "
             "first, so the update can be reviewed and undone with git"
         )
-
-
-def _git(root: Path, *args: str) -> "subprocess.CompletedProcess[str]":
-    return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
 
 
 def _recorded_template(

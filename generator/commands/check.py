@@ -7,15 +7,11 @@ import click
 
 from fleece import __version__
 from fleece.check import check_service
+from fleece.commands import service_path
 
 
 @click.command("check")
-@click.argument(
-    "path",
-    required=False,
-    default=".",
-    type=click.Path(path_type=Path, file_okay=False),
-)
+@service_path
 @click.option(
     "--json",
     "as_json",

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import click
 
+from fleece.commands import service_path
 from fleece.update import (
     GeneratedFileEdited,
     UpdateRequest,
@@ -13,12 +14,7 @@ from fleece.update import (
 
 
 @click.command("update")
-@click.argument(
-    "path",
-    required=False,
-    default=".",
-    type=click.Path(path_type=Path, file_okay=False),
-)
+@service_path
 @click.option(
     "--data",
     "-d",
