@@ -6,10 +6,13 @@ reset before every test that asks for it.
 """
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import requests
 from moto.server import ThreadedMotoServer
+
+from tests.venvs import build_fleece_wheel
 
 AWS_REGION = "us-east-1"
 
@@ -47,3 +50,9 @@ def aws(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
         "AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/fleece-test-aws-credentials"
     )
     return moto_endpoint
+
+
+@pytest.fixture(scope="session")
+def fleece_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """fleece's wheel, built once per test session from this checkout."""
+    return build_fleece_wheel(tmp_path_factory.mktemp("fleece-wheel"))

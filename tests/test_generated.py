@@ -1,6 +1,6 @@
 """Headers of generator-owned files."""
 
-from fleece.generated import parse_generated, render_generated
+from fleece.service.generated import parse_generated, render_generated
 
 
 def test_header_names_the_command_that_refreshes_the_file() -> None:

@@ -1,6 +1,6 @@
 """Fixtures of the build tests: a package index on 127.0.0.1 and demo services.
 
-The tests never reach PyPI. ``fetch_wheelhouse.py`` downloads the wheels they
+The tests never reach PyPI. ``tests/wheelhouse.py`` downloads the wheels they
 need beforehand (CI runs it); here that folder is served as a PEP 503 "simple"
 index by a real HTTP server, and pip finds it through ``PIP_INDEX_URL``, the way
 a user points fleece at a private index.
@@ -13,18 +13,18 @@ from pathlib import Path
 import pytest
 
 from fleece.cli import main
-from fleece.new import NewService, create_service
+from fleece.service.new import NewService, create_service
 from tests.builds.build_support import Fleece, IndexServer, MakeService
-from tests.builds.fetch_wheelhouse import DEFAULT_FOLDER, is_complete
+from tests.wheelhouse import is_complete, targets_folder, targets_wanted
 
 
 @pytest.fixture(scope="session")
 def wheelhouse() -> Path:
-    folder = Path(os.environ.get("FLEECE_TEST_WHEELHOUSE", DEFAULT_FOLDER))
-    if not is_complete(folder):
+    folder = targets_folder()
+    if not is_complete(folder, targets_wanted()):
         pytest.fail(
             f"the build tests need the wheels in {folder}: "
-            "run `python tests/builds/fetch_wheelhouse.py` first (it needs PyPI)"
+            "run `python tests/wheelhouse.py` first (it needs PyPI)"
         )
     return folder
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from fleece.build import BuildRequest, build
+from fleece.build.artifact import BuildRequest, build
+from fleece.build.wheels import Host, Runtime, marker_gap, parse_runtime
 from fleece.progress import Progress
-from fleece.wheels import Host, Runtime, marker_gap, parse_runtime
 from tests.builds.build_support import Fleece, IndexServer, MakeService
 
 EM_X86_64 = 62

@@ -79,6 +79,6 @@ def test_another_fleece_version_misses_the_cache(
 ) -> None:
     service = make_service("idna\n")
     assert origin(fleece("build", str(service))[1]) == "dependencies installed"
-    monkeypatch.setattr("fleece.build.__version__", "99.0.0")
+    monkeypatch.setattr("fleece.build.artifact.__version__", "99.0.0")
 
     assert origin(fleece("build", str(service))[1]) == "dependencies installed"

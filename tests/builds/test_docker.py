@@ -17,8 +17,8 @@ import docker
 import pytest
 from docker.errors import ImageNotFound
 
-from fleece.build import requirement_inputs
-from fleece.docker_build import container_script
+from fleece.build.artifact import requirement_inputs
+from fleece.build.container import container_script
 from tests.builds.build_support import Fleece, MakeService
 
 

@@ -9,14 +9,14 @@ from pathlib import Path
 import pip
 import pytest
 
-from fleece.errors import FleeceError
-from fleece.wheels import (
+from fleece.build.wheels import (
     SUPPORTED_PYTHONS,
     Host,
     marker_gap,
     parse_runtime,
     pip_version,
 )
+from fleece.errors import FleeceError
 from tests.builds.build_support import Fleece, IndexServer, MakeService
 
 THIS_PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"

@@ -5,9 +5,9 @@ import os
 
 import pytest
 
-from fleece.build import check_limits
+from fleece.build.artifact import check_limits
+from fleece.build.ziparchive import ZipSummary
 from fleece.errors import FleeceError
-from fleece.ziparchive import ZipSummary
 from tests.builds.build_support import Fleece, IndexServer, MakeService
 
 MB = 1024 * 1024

@@ -2,8 +2,8 @@
 
 import pytest
 
+from fleece.build.wheels import parse_runtime
 from fleece.errors import BadInput
-from fleece.wheels import parse_runtime
 
 
 @pytest.mark.parametrize("python", ["python3.12", "python3.13", "python3.14"])

@@ -1,6 +1,8 @@
 """A service folder with two stages, their KMS keys in moto, and the CLI in-process."""
 
+import io
 import os
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -9,7 +11,6 @@ from typing import Any
 
 import boto3
 import pytest
-from click.testing import CliRunner
 
 from fleece.cli import main
 
@@ -69,17 +70,43 @@ class Keys:
     dev: dict[str, Any]
 
 
+class _Pipe(io.BytesIO):
+    """The bytes of a standard stream, named like the real one."""
+
+    def __init__(self, name: str, data: bytes = b"") -> None:
+        super().__init__(data)
+        self.name = name
+
+
 def run(*args: str, stdin: str | None = None) -> Result:
-    """Run `fleece ARGS` in this process, as the console script does."""
-    runner = CliRunner()
-    with runner.isolation(input=stdin) as (out, err, _):
-        try:
-            main(list(args))
-        except SystemExit as exit_:
-            code = exit_.code if isinstance(exit_.code, int) else 1
-        else:  # pragma: no cover - main always exits
-            code = 0
-        return Result(code, out.getvalue().decode(), err.getvalue().decode())
+    """Run `fleece ARGS` in this process, as the console script does.
+
+    Standard streams are real text streams over bytes, as in a pipe: reading
+    past the end of stdin is end-of-file (click's own test runner would answer
+    an empty line instead, in some click versions).
+    """
+    streams = [
+        io.TextIOWrapper(_Pipe("<stdin>", (stdin or "").encode()), encoding="utf-8"),
+        io.TextIOWrapper(_Pipe("<stdout>"), encoding="utf-8"),
+        io.TextIOWrapper(_Pipe("<stderr>"), encoding="utf-8"),
+    ]
+    saved = sys.stdin, sys.stdout, sys.stderr
+    sys.stdin, sys.stdout, sys.stderr = streams
+    try:
+        main(list(args))
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else 1
+    else:  # pragma: no cover - main always exits
+        code = 0
+    finally:
+        sys.stdin, sys.stdout, sys.stderr = saved
+    outputs = []
+    for stream in streams[1:]:
+        stream.flush()
+        buffer = stream.buffer
+        assert isinstance(buffer, io.BytesIO)
+        outputs.append(buffer.getvalue().decode())
+    return Result(code, outputs[0], outputs[1])
 
 
 @pytest.fixture

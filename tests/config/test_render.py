@@ -16,8 +16,8 @@ import boto3
 import pytest
 import yaml
 
-from fleece.generated import parse_generated
-from fleece.service import load_settings
+from fleece.service.generated import parse_generated
+from fleece.service.layout import load_settings
 from tests.config.conftest import OPEN_CONFIG, CountingProxy, run
 
 PROD = {

@@ -1,17 +1,18 @@
 """Generated services pass their own checks, out of the box, for every API style.
 
-Each service gets its own virtual environment (sharing this one's packages, so
-no network is needed) and runs exactly what its README tells a developer to:
-``pip install -e '.[dev]'``, pytest, ruff, black, mypy --strict and cfn-lint.
+Each service gets a fresh virtual environment of its own, installed offline
+from the host wheelhouse (see ``tests/venvs.py``), and runs exactly what its
+README tells a developer to: ``pip install -e '.[dev]'``, pytest, ruff, black,
+mypy --strict and cfn-lint.
 """
 
-import os
 import subprocess
-import venv
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
+from tests.venvs import create_environment, offline_environ, pip_install
 
 RunFleece = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -31,19 +32,13 @@ CHECKS = [
 ]
 
 
-def _service_python(service: Path) -> Path:
-    venv.EnvBuilder(system_site_packages=True, with_pip=False).create(service / ".venv")
-    return service / ".venv/bin/python"
-
-
 def _run(python: Path, args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
     return subprocess.run(
         [str(python), *args],
         cwd=cwd,
         capture_output=True,
         text=True,
-        env=env,
+        env=offline_environ(),
         timeout=600,
     )
 
@@ -72,22 +67,9 @@ def test_generated_service_passes_its_own_checks(
     created = run_fleece("new", name, "--defaults", *args, cwd=tmp_path)
     assert created.returncode == 0, created.stderr
     service = tmp_path / name
-    python = _service_python(service)
+    python = create_environment(service / ".venv")
 
-    install = _run(
-        python,
-        [
-            "-m",
-            "pip",
-            "install",
-            "--no-index",
-            "--no-build-isolation",
-            "-q",
-            "-e",
-            ".[dev]",
-        ],
-        service,
-    )
+    install = pip_install(python, "-e", ".[dev]", cwd=service)
     assert install.returncode == 0, install.stdout + install.stderr
     for check in CHECKS:
         result = _run(python, check, service)

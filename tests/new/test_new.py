@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from fleece import __version__
-from fleece.generated import parse_generated
 from fleece.resources import runtime_stub_dir
+from fleece.service.generated import parse_generated
 
 RunFleece = Callable[..., subprocess.CompletedProcess[str]]
 

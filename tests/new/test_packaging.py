@@ -1,55 +1,23 @@
 """A wheel of fleece, installed into a fresh environment, works from any directory."""
 
 import subprocess
-import sys
-import venv
 from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow
+from tests.venvs import create_environment, offline_environ, pip_install
 
-REPO = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow
 
 
 def test_installed_wheel_renders_a_service_from_its_own_templates(
-    tmp_path: Path,
+    tmp_path: Path, fleece_wheel: Path
 ) -> None:
-    wheels = tmp_path / "wheels"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--no-deps",
-            "--no-build-isolation",
-            "-q",
-            "-w",
-            str(wheels),
-            str(REPO),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    env_dir = tmp_path / "env"
-    venv.EnvBuilder(system_site_packages=True, with_pip=True).create(env_dir)
-    python = env_dir / "bin/python"
-    (wheel,) = wheels.glob("fleece-*.whl")
-    subprocess.run(
-        [
-            str(python),
-            "-m",
-            "pip",
-            "install",
-            "--no-deps",
-            "--no-index",
-            "-q",
-            str(wheel),
-        ],
-        check=True,
-        capture_output=True,
-    )
+    python = create_environment(tmp_path / "env")
+    # With its dependencies, as a user installs it: the wheel's metadata must
+    # name everything fleece imports.
+    installed = pip_install(python, str(fleece_wheel))
+    assert installed.returncode == 0, installed.stdout + installed.stderr
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
 
@@ -59,15 +27,17 @@ def test_installed_wheel_renders_a_service_from_its_own_templates(
         capture_output=True,
         text=True,
         check=True,
+        env=offline_environ(),
     )
     result = subprocess.run(
-        [str(env_dir / "bin/fleece"), "new", "demo", "--defaults", "--no-git"],
+        [str(python.parent / "fleece"), "new", "demo", "--defaults", "--no-git"],
         cwd=elsewhere,
         capture_output=True,
         text=True,
+        env=offline_environ(),
     )
 
-    assert Path(where.stdout.strip()).is_relative_to(env_dir)
+    assert Path(where.stdout.strip()).is_relative_to(tmp_path / "env")
     assert result.returncode == 0, result.stderr
     for path in (
         ".gitignore",

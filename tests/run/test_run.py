@@ -8,8 +8,8 @@ from typing import Any
 import boto3
 import pytest
 
-from fleece.credentials import session_for_environment
-from fleece.environments import load_environments
+from fleece.aws.environments import load_environments
+from fleece.aws.session import session_for_environment
 from tests.run.run_support import FakeRackspace, Fleece, faws_keys
 
 CHILD = """\

@@ -16,9 +16,9 @@ from functools import cache
 from pathlib import Path
 
 from fleece import __version__
-from fleece.generated import render_generated
-from fleece.render import Tree, load_template, render, with_base
-from fleece.service import ANSWERS_FILE, BASE_DIR, RUNTIME_MODULE
+from fleece.service.generated import render_generated
+from fleece.service.layout import ANSWERS_FILE, BASE_DIR, RUNTIME_MODULE
+from fleece.service.render import Tree, load_template, render, with_base
 
 TEMPLATES = Path(__file__).parent / "templates"
 V1 = TEMPLATES / "v1"

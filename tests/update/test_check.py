@@ -7,9 +7,8 @@ from pathlib import Path
 import pytest
 
 from fleece import __version__
-from fleece.generated import render_generated
-from fleece.new import NewService, create_service
-from fleece.service import (
+from fleece.service.generated import render_generated
+from fleece.service.layout import (
     ANSWERS_FILE,
     BASE_DIR,
     RUNTIME_MODULE,
@@ -17,6 +16,7 @@ from fleece.service import (
     Settings,
     save_settings,
 )
+from fleece.service.new import NewService, create_service
 
 from .scenario import V1, FleeceCli, edit
 

@@ -1,8 +1,8 @@
 """The pure steps of an update: the merge of one file, and the next answers."""
 
-from fleece.merge import Merged, first_conflict_line, merge_file
-from fleece.render import load_template
-from fleece.update import next_answers, unified_diff
+from fleece.service.merge import Merged, first_conflict_line, merge_file
+from fleece.service.render import load_template
+from fleece.service.update import next_answers, unified_diff
 
 from .scenario import V2
 

@@ -5,9 +5,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fleece.generated import render_generated
-from fleece.render import runtime_module_text
-from fleece.service import (
+from fleece.service.generated import render_generated
+from fleece.service.layout import (
     ANSWERS_FILE,
     BASE_DIR,
     RUNTIME_MODULE,
@@ -15,6 +14,7 @@ from fleece.service import (
     Settings,
     save_settings,
 )
+from fleece.service.render import runtime_module_text
 
 from .scenario import V1, V2, FleeceCli, append, commit_all, edit, git, read_tree
 

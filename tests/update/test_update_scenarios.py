@@ -14,9 +14,9 @@ from pathlib import Path
 import yaml
 
 from fleece import __version__
-from fleece.check import check_service
-from fleece.render import runtime_module_text
-from fleece.service import ANSWERS_FILE, BASE_DIR, RUNTIME_MODULE
+from fleece.service.check import check_service
+from fleece.service.layout import ANSWERS_FILE, BASE_DIR, RUNTIME_MODULE
+from fleece.service.render import runtime_module_text
 
 from .scenario import (
     V2,

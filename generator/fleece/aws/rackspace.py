@@ -9,17 +9,64 @@ message.
 """
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from fleece.credentials import AwsCredentials, RackspaceLogin
+from fleece.aws.credentials import AwsCredentials
+from fleece.aws.environments import Environment
 from fleece.errors import BadInput, FleeceError
 
-__all__ = ["RackspaceToken", "faws_credentials", "identity_token"]
+__all__ = [
+    "RackspaceLogin",
+    "RackspaceToken",
+    "faws_credentials",
+    "identity_token",
+    "rackspace_login",
+]
 
 IDENTITY_URL = "https://identity.api.rackspacecloud.com"
 FAWS_URL = "https://accounts.api.manage.rackspace.com"
 TIMEOUT = 30
+
+
+@dataclass(frozen=True)
+class RackspaceLogin:
+    """A Rackspace username and API key. Never print or log the key."""
+
+    username: str
+    api_key: str
+
+    def __repr__(self) -> str:
+        return f"RackspaceLogin(username={self.username!r}, api_key=...)"
+
+
+def rackspace_login(
+    environment: Environment | None,
+    username: str | None = None,
+    api_key: str | None = None,
+    environ: Mapping[str, str] = os.environ,
+) -> RackspaceLogin | None:
+    """The Rackspace login for ``environment``; ``None`` when a part is missing.
+
+    Each part comes from the argument, else the variable the environment names
+    (``rs_username_var``/``rs_apikey_var``), else ``RS_USERNAME``/``RS_API_KEY``.
+    """
+    named_user = environment.rs_username_var if environment else None
+    named_key = environment.rs_apikey_var if environment else None
+    username = (
+        username
+        or (environ.get(named_user) if named_user else None)
+        or environ.get("RS_USERNAME")
+    )
+    api_key = (
+        api_key
+        or (environ.get(named_key) if named_key else None)
+        or environ.get("RS_API_KEY")
+    )
+    if not username or not api_key:
+        return None
+    return RackspaceLogin(username, api_key)
 
 
 @dataclass(frozen=True)

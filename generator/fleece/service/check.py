@@ -21,16 +21,16 @@ from typing import Any
 
 from fleece import __version__
 from fleece.errors import BadInput
-from fleece.generated import parse_generated
-from fleece.merge import first_conflict_line
-from fleece.render import load_template, runtime_module_text
-from fleece.service import (
+from fleece.service.generated import parse_generated
+from fleece.service.layout import (
     ANSWERS_FILE,
     BASE_DIR,
     RUNTIME_MODULE,
     load_answers,
     load_settings,
 )
+from fleece.service.merge import first_conflict_line
+from fleece.service.render import load_template, runtime_module_text
 
 __all__ = ["CONFIG_FILE", "CheckResult", "Finding", "check_service"]
 

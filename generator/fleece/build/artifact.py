@@ -5,10 +5,10 @@ The straight line of a build:
 1. settings: flags, else the service's answers (runtime, architecture), else
    the defaults (``src/``, ``src/requirements.txt``, ``dist/``, python3.12, x86_64);
 2. dependencies: from the cache when the same requirements were installed for
-   the same runtime before, else installed (``fleece.wheels`` without Docker,
-   ``fleece.docker_build`` with it) and stored in the cache;
+   the same runtime before, else installed (``fleece.build.wheels`` without Docker,
+   ``fleece.build.container`` with it) and stored in the cache;
 3. the zip: dependencies and source at its root, excludes applied to both,
-   reproducible (``fleece.ziparchive``), checked against Lambda's size limits,
+   reproducible (``fleece.build.ziparchive``), checked against Lambda's size limits,
    then moved into place (an older zip stays if anything fails).
 
 The dependency cache lives in ``$FLEECE_CACHE_DIR``, else
@@ -36,10 +36,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from fleece import __version__
-from fleece.errors import BadInput, FleeceError
-from fleece.progress import Progress
-from fleece.service import ANSWERS_FILE, load_answers
-from fleece.wheels import (
+from fleece.build.wheels import (
     Host,
     Runtime,
     install_requirements,
@@ -47,7 +44,10 @@ from fleece.wheels import (
     parse_runtime,
     pip_version,
 )
-from fleece.ziparchive import ZipSummary, collect_files, write_zip
+from fleece.build.ziparchive import ZipSummary, collect_files, write_zip
+from fleece.errors import BadInput, FleeceError
+from fleece.progress import Progress
+from fleece.service.layout import ANSWERS_FILE, load_answers
 
 __all__ = [
     "UNZIPPED_LIMIT",
@@ -211,7 +211,7 @@ def _dependencies(
     fresh = Path(tempfile.mkdtemp(prefix=".partial-", dir=store))
     try:
         if request.docker:
-            from fleece.docker_build import install_requirements_in_docker
+            from fleece.build.container import install_requirements_in_docker
 
             install_requirements_in_docker(
                 requirements,

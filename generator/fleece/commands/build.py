@@ -4,9 +4,9 @@ from pathlib import Path
 
 import click
 
-from fleece.build import BuildRequest, build, describe
+from fleece.build.artifact import BuildRequest, build, describe
+from fleece.build.wheels import SUPPORTED_PYTHONS
 from fleece.progress import Progress
-from fleece.wheels import SUPPORTED_PYTHONS
 
 _PATH = click.Path(path_type=Path)
 

@@ -1,7 +1,7 @@
 """The thin AWS layer of `fleece config`: KMS and SSM clients for each stage.
 
 A stage's secrets are encrypted and decrypted with the credentials of that
-stage's environment, from ``fleece.credentials`` (the same module `fleece run`
+stage's environment, from ``fleece.aws.credentials`` (the same module `fleece run`
 uses). Errors become one-line ``FleeceError``/``BadInput`` messages that name
 the key path and stage, never a value.
 """
@@ -14,9 +14,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from fleece.aws.environments import Environment, Environments
+from fleece.aws.session import session_for_environment
 from fleece.config.model import Secret, StageEntry
-from fleece.credentials import session_for_environment
-from fleece.environments import Environment, Environments
 from fleece.errors import BadInput, FleeceError
 
 if TYPE_CHECKING:

@@ -23,9 +23,9 @@ import yaml
 
 from fleece import __version__
 from fleece.errors import BadInput, FleeceError
-from fleece.generated import render_generated
 from fleece.resources import runtime_stub_dir, templates_dir
-from fleece.service import (
+from fleece.service.generated import render_generated
+from fleece.service.layout import (
     ANSWERS_FILE,
     BASE_DIR,
     CONFIG_MODULE,

@@ -1,14 +1,14 @@
 """``fleece update``: re-render a service with the installed fleece, keeping edits.
 
 A service holds its own pristine render in ``.fleece/base/`` (see
-``fleece.service``), so update never needs the template version that made it:
+``fleece.service.layout``), so update never needs the template version that made it:
 
 - base   = ``.fleece/base/<path>``, what fleece rendered last time;
 - ours   = ``<path>``, the user's file;
 - theirs = the render of the recorded answers (plus ``--data``) by the
   installed fleece.
 
-User-owned files are merged three ways (``fleece.merge``); generator-owned ones
+User-owned files are merged three ways (``fleece.service.merge``); generator-owned ones
 (``src/fleece_runtime.py``, ``.fleece/answers.yml``) are replaced, unless the
 runtime was edited by hand. Then ``.fleece/base/`` becomes the new render.
 
@@ -26,20 +26,27 @@ from typing import Any
 import yaml
 
 from fleece import __version__
-from fleece.check import conflict_findings
 from fleece.errors import BadInput, FleeceError
 from fleece.files import atomic_write
-from fleece.generated import parse_generated
-from fleece.git import git
-from fleece.merge import Merged, merge_file
-from fleece.render import Template, Tree, load_template, parse_data, render, with_base
-from fleece.service import (
+from fleece.service.check import conflict_findings
+from fleece.service.generated import parse_generated
+from fleece.service.git import git
+from fleece.service.layout import (
     BASE_DIR,
     CONFIG_MODULE,
     FLEECE_DIR,
     GENERATOR_OWNED,
     load_answers,
     load_settings,
+)
+from fleece.service.merge import Merged, merge_file
+from fleece.service.render import (
+    Template,
+    Tree,
+    load_template,
+    parse_data,
+    render,
+    with_base,
 )
 
 __all__ = [

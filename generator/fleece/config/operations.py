@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from fleece.aws.environments import Environments, load_environments
 from fleece.config.formats import dump_json, dump_yaml, load_text
 from fleece.config.kms import Keyring
 from fleece.config.model import (
@@ -32,10 +33,9 @@ from fleece.config.parameter_store import (
     existing_parameters,
     plan_parameters,
 )
-from fleece.environments import Environments, load_environments
 from fleece.errors import BadInput, FleeceError
 from fleece.files import atomic_write
-from fleece.service import ConfigModule, load_settings, save_settings
+from fleece.service.layout import ConfigModule, load_settings, save_settings
 
 __all__ = [
     "ConfigPaths",

@@ -18,8 +18,8 @@ from typing import Any
 
 from fleece import __version__
 from fleece.config.kms import Keyring
-from fleece.generated import render_generated
 from fleece.resources import runtime_stub_dir
+from fleece.service.generated import render_generated
 
 __all__ = ["EncryptedPayload", "render_python_module", "seal_payload", "stub"]
 

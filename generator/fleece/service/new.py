@@ -16,8 +16,15 @@ from typing import Any
 
 from fleece.errors import BadInput, FleeceError
 from fleece.files import atomic_write
-from fleece.git import git
-from fleece.render import Tree, answers_of, load_template, parse_data, render, with_base
+from fleece.service.git import git
+from fleece.service.render import (
+    Tree,
+    answers_of,
+    load_template,
+    parse_data,
+    render,
+    with_base,
+)
 
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
 
@@ -53,7 +60,8 @@ def create_service(request: NewService) -> CreatedService:
             f"invalid service name {request.name!r}: use letters, digits, - and _, "
             "starting with a letter (64 characters at most)"
         )
-    destination = (request.destination or Path(request.name)).absolute()
+    # abspath: `../svc` is reported as the folder it names, symlinks left alone.
+    destination = Path(os.path.abspath(request.destination or request.name))
     _check_destination(destination, request.force)
     template = load_template(request.template)
     answers = parse_data(template, list(request.data))

@@ -8,7 +8,7 @@ empty output folder read-write; the zip is made on the host, the same way as
 without Docker.
 
 pip builds a local package in its own folder, so the container copies the
-files the requirements read (``RequirementInputs`` of ``fleece.build``) from the
+files the requirements read (``RequirementInputs`` of ``fleece.build.artifact``) from the
 read-only mount to a writable folder, keeping their relative places, and runs
 pip from the requirements file's folder there, as it runs without Docker: the
 relative paths of ``-r ../common.txt``, ``-c ../constraints.txt`` and
@@ -21,9 +21,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from fleece.build.wheels import Runtime
 from fleece.errors import BadInput, FleeceError
 from fleece.progress import Progress
-from fleece.wheels import Runtime
 
 __all__ = ["build_image", "container_script", "install_requirements_in_docker"]
 

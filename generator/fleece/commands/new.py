@@ -4,7 +4,7 @@ from pathlib import Path
 
 import click
 
-from fleece.new import NewService, create_service
+from fleece.service.new import NewService, create_service
 
 
 @click.command("new")

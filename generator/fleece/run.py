@@ -2,7 +2,7 @@
 
 The target is an AWS account (``-a``), an environment of ``environments.yml``
 (``-e``), or a stage that the file's ``stages:`` map sends to an environment
-(``-s``). Credentials come through ``fleece.credentials`` (the same path
+(``-s``). Credentials come through ``fleece.aws.credentials`` (the same path
 ``fleece config`` takes): the environment's AWS profile, else Rackspace FAWS
 with a login from the flags or the environment variables; then the role, if
 any, is assumed with STS.
@@ -23,13 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
-from fleece.credentials import (
-    AwsCredentials,
-    credentials_of,
-    rackspace_login,
-    session_for_environment,
-)
-from fleece.environments import Environment, load_environments
+from fleece.aws.credentials import AwsCredentials, credentials_of
+from fleece.aws.environments import Environment, load_environments
+from fleece.aws.rackspace import rackspace_login
+from fleece.aws.session import session_for_environment
 from fleece.errors import BadInput, FleeceError
 
 __all__ = ["CommandNotRunnable", "RunRequest", "child_environment", "run"]

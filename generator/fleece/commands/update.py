@@ -5,7 +5,7 @@ from pathlib import Path
 import click
 
 from fleece.commands import service_path
-from fleece.update import (
+from fleece.service.update import (
     GeneratedFileEdited,
     UpdateRequest,
     UpdateResult,

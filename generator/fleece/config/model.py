@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, TypeAlias
 
-from fleece.environments import is_pattern, match_stage
+from fleece.aws.environments import is_pattern, match_stage
 from fleece.errors import BadInput
 
 __all__ = [

@@ -6,8 +6,8 @@ from pathlib import Path
 import click
 
 from fleece import __version__
-from fleece.check import check_service
 from fleece.commands import service_path
+from fleece.service.check import check_service
 
 
 @click.command("check")

@@ -2,6 +2,7 @@
 
 import sys
 from pathlib import Path
+from typing import IO
 
 import click
 
@@ -62,7 +63,7 @@ def _report(result: ImportResult, config: Path) -> None:
 @command.command("import")
 @click.argument("source", default="-", type=click.File("r", encoding="utf-8"))
 @click.pass_obj
-def import_(paths: ConfigPaths, source: click.utils.LazyFile) -> None:
+def import_(paths: ConfigPaths, source: IO[str]) -> None:
     """Write config.yml from the open format (YAML or JSON) in SOURCE (default:
     stdin), encrypting every :encrypt: value; unchanged secrets keep their
     ciphertext. Recorded fleece_config.py modules are re-rendered."""
