@@ -3,6 +3,7 @@
 import os
 import pty
 import select
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -11,13 +12,18 @@ import yaml
 
 
 def test_questions_are_asked_on_a_terminal_and_answers_recorded(tmp_path: Path) -> None:
-    pid, fd = pty.fork()
-    if pid == 0:  # the child: fleece on the terminal's slave side
-        os.chdir(tmp_path)
-        os.execv(
-            sys.executable,
-            [sys.executable, "-m", "fleece", "new", "tty-demo", "--no-git"],
-        )
+    # fleece on the slave side of a new terminal. subprocess, not pty.fork():
+    # forking a process that runs threads (the test session's servers) is unsafe.
+    fd, terminal = pty.openpty()
+    child = subprocess.Popen(
+        [sys.executable, "-m", "fleece", "new", "tty-demo", "--no-git"],
+        cwd=tmp_path,
+        stdin=terminal,
+        stdout=terminal,
+        stderr=terminal,
+        start_new_session=True,
+    )
+    os.close(terminal)
     screen = b""
     answered_at = -1  # length of the screen when we last typed
     deadline = time.monotonic() + 60
@@ -41,11 +47,10 @@ def test_questions_are_asked_on_a_terminal_and_answers_recorded(tmp_path: Path) 
         current = screen.rsplit("🎤".encode(), 1)[-1]
         os.write(fd, b"\x1b[B\r" if b"Lambda architecture" in current else b"\r")
         answered_at = len(screen)
-    _, status = os.waitpid(pid, 0)
+    returncode = child.wait(timeout=60)
+    os.close(fd)
 
-    assert os.waitstatus_to_exitcode(status) == 0, screen.decode(errors="replace")[
-        -2000:
-    ]
+    assert returncode == 0, screen.decode(errors="replace")[-2000:]
     assert b"Lambda Python runtime" in screen
     answers = yaml.safe_load((tmp_path / "tty-demo/.fleece/answers.yml").read_text())
     assert answers["architecture"] == "arm64"
