@@ -1394,6 +1394,22 @@ class _Event:
         self.formatter: JsonFormatter | None = None  # set once rendered
         self.size = 0  # attributes of the record once rendered
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # A record sent to another process (SocketHandler, a multiprocessing
+        # queue) carries what any JsonFormatter there needs to render it.
+        return (
+            _Event,
+            (
+                dict(self.ids),
+                dict(self.bound),
+                self.fields,
+                self.text,
+                self.template,
+                self.exception,
+                self.stack,
+            ),
+        )
+
 
 def _record_attributes() -> frozenset[str]:
     """The attributes of a bare LogRecord, plus the 3 that formatting may add."""

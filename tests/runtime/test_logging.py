@@ -717,3 +717,33 @@ def test_initial_trace_and_context_binds_replace_the_bound_fields(
         "log_stream_name": "2025/03/10/[$LATEST]abc",
     }
     assert record["lambda_request_id"] == "lambda-1"  # the ids stay
+
+
+def test_a_socket_handler_sends_the_line_and_the_fields_to_another_process(
+    stream: io.StringIO,
+) -> None:
+    import logging.handlers
+    import pickle
+    import socket
+    import struct
+
+    server = socket.create_server(("127.0.0.1", 0))
+    handler = logging.handlers.SocketHandler("127.0.0.1", server.getsockname()[1])
+    logger = runtime.get_logger("remote")
+    logger.addHandler(handler)
+    try:
+        logger.info("saved", order_id=7)
+        connection, _ = server.accept()
+        with connection:
+            connection.settimeout(5)
+            data = b""
+            while len(data) < 4 or len(data) < 4 + struct.unpack(">L", data[:4])[0]:
+                data += connection.recv(65536)
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+        server.close()
+
+    record = logging.makeLogRecord(pickle.loads(data[4:]))  # noqa: S301 (our own bytes)
+    assert record.getMessage() == stream.getvalue().rstrip("\n")
+    assert runtime.JsonFormatter().format(record) == stream.getvalue().rstrip("\n")
