@@ -8,6 +8,7 @@ timeouts, retries, the shared session, X-Ray patches, root handlers and the
 formatter that renders Logger lines) are restored.
 """
 
+import io
 import logging
 import sys
 from collections.abc import Iterator
@@ -54,6 +55,14 @@ def clean_runtime(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         fleece_runtime._shared_session.close()
     root.handlers[:] = handlers
     root.setLevel(level)
+
+
+@pytest.fixture
+def stream() -> io.StringIO:
+    """The stream that `setup_root_logger` sends every log line to."""
+    out = io.StringIO()
+    fleece_runtime.setup_root_logger(stream=out)
+    return out
 
 
 @pytest.fixture

@@ -77,13 +77,6 @@ def slow(seconds: float) -> Responder:
     return respond
 
 
-@pytest.fixture
-def stream() -> io.StringIO:
-    out = io.StringIO()
-    log.setup_root_logger(stream=out)
-    return out
-
-
 # -- log ---------------------------------------------------------------------
 
 

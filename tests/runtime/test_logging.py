@@ -34,13 +34,6 @@ def lines(stream: io.StringIO) -> list[str]:
     return out
 
 
-@pytest.fixture
-def stream() -> io.StringIO:
-    out = io.StringIO()
-    runtime.setup_root_logger(stream=out)
-    return out
-
-
 def test_keyword_fields_make_one_json_line(stream: io.StringIO) -> None:
     runtime.log.get_logger("orders").info("order_saved", order_id=7, total=9.5)
 
@@ -744,6 +737,6 @@ def test_a_socket_handler_sends_the_line_and_the_fields_to_another_process(
         handler.close()
         server.close()
 
-    record = logging.makeLogRecord(pickle.loads(data[4:]))  # noqa: S301 (our own bytes)
+    record = logging.makeLogRecord(pickle.loads(data[4:]))
     assert record.getMessage() == stream.getvalue().rstrip("\n")
     assert runtime.JsonFormatter().format(record) == stream.getvalue().rstrip("\n")

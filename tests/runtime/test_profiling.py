@@ -10,13 +10,6 @@ import pytest
 from runtime_stub import fleece_runtime as runtime
 
 
-@pytest.fixture
-def stream() -> io.StringIO:
-    out = io.StringIO()
-    runtime.setup_root_logger(stream=out)
-    return out
-
-
 def events(stream: io.StringIO) -> list[dict[str, Any]]:
     return [json.loads(line) for line in stream.getvalue().splitlines()]
 
