@@ -2061,6 +2061,9 @@ xray = _XRayNamespace()
 # Profiling: a sampled cProfile of a handler, logged as one event
 # ---------------------------------------------------------------------------
 
+# Your package and its bundled dependencies: not the standard library or boto3.
+_PROFILE_FILTER = ("/var/task/",)
+
 
 def profile_handler(
     sample: float = 0.5,
@@ -2133,9 +2136,6 @@ def profile_handler(
         return profiled
 
     return decorate
-
-
-_PROFILE_FILTER = ("/var/task/",)
 
 
 def _profile_fields(profile: Any, patterns: list[str], limit: int) -> dict[str, Any]:
