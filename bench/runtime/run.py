@@ -11,6 +11,10 @@ run, and prints a table of figures and ratios.
   the peers without any bytecode, writing disabled (what Lambda does with a
   package shipped without .pyc: /var/task is read-only). The standard library
   keeps its bytecode in both cases, as in the Lambda runtime.
+- Import cost on Lambda: the time ``import fleece_runtime`` takes inside a
+  process that has already imported what Lambda's Python bootstrap imports
+  (``importlib, json, logging, os, sys, time, traceback``), timed in that
+  process, median of many processes; with and without the file's bytecode.
 - Throughput: JSON log lines per second to /dev/null, same event and fields,
   median of several runs, each run a process of its own.
 
@@ -60,6 +64,17 @@ IMPORT_PEERS = [
     ImportPeer(POWERTOOLS_IMPORT, "powertools", "import aws_lambda_powertools.logging"),
     ImportPeer("fleece 1.2.1 fleece.log", "fleece121", "import fleece.log"),
 ]
+
+# What the Lambda Python runtime's bootstrap has imported before the handler.
+BOOTSTRAP = "importlib, json, logging, os, sys, time, traceback"
+# Prints the milliseconds `import fleece_runtime` takes after the bootstrap's imports.
+OVER_BOOTSTRAP = (
+    f"import {BOOTSTRAP}\n"
+    "started = time.perf_counter()\n"
+    "import fleece_runtime\n"
+    "print((time.perf_counter() - started) * 1000)\n"
+)
+OVER_BOOTSTRAP_TARGET_MS = 5.0
 
 # Throughput peer (see log_throughput.py) -> (label, environment).
 LOG_PEERS = {
@@ -146,6 +161,22 @@ def time_imports(runs: int) -> dict[tuple[str, bool], list[float]]:
     return times
 
 
+def time_import_over_bootstrap(runs: int) -> dict[bool, list[float]]:
+    """Milliseconds of ``import fleece_runtime`` after the bootstrap's imports."""
+    times: dict[bool, list[float]] = {True: [], False: []}
+    for _ in range(runs):
+        for compiled in (True, False):
+            out = subprocess.run(
+                [str(python_of("bare", compiled)), "-c", OVER_BOOTSTRAP],
+                check=True,
+                capture_output=True,
+                text=True,
+                env=child_env(compiled),
+            )
+            times[compiled].append(float(out.stdout))
+    return times
+
+
 def log_throughput(lines: int, repeats: int) -> dict[str, float]:
     """Median lines per second of each throughput peer."""
     figures: dict[str, list[float]] = {label: [] for label, _ in LOG_PEERS.values()}
@@ -191,6 +222,26 @@ def import_table(times: dict[tuple[str, bool], list[float]]) -> list[str]:
     return rows
 
 
+def bootstrap_table(times: dict[bool, list[float]]) -> list[str]:
+    rows = [
+        f"| import fleece_runtime after `import {BOOTSTRAP}` | median ms | min ms |",
+        "|---|---:|---:|",
+    ]
+    for compiled in (True, False):
+        label = "with .pyc" if compiled else "without .pyc"
+        values = times[compiled]
+        rows.append(
+            f"| {label} | {statistics.median(values):.2f} | {min(values):.2f} |"
+        )
+    with_pyc = statistics.median(times[True])
+    rows += [
+        "",
+        f"fleece_runtime import over Lambda's bootstrap, with .pyc: {with_pyc:.2f} ms "
+        f"(target < {OVER_BOOTSTRAP_TARGET_MS:.0f} ms)",
+    ]
+    return rows
+
+
 def throughput_table(figures: dict[str, float]) -> list[str]:
     powertools = figures["Powertools Logger"]
     stdlib = figures["stdlib logging + json.dumps"]
@@ -231,6 +282,7 @@ def main() -> None:
         text=True,
     ).stdout.strip()
     imports = time_imports(args.runs)
+    over_bootstrap = time_import_over_bootstrap(args.runs)
     figures = log_throughput(args.lines, args.repeats)
     shutil.rmtree(WORK / "no-pyc")  # copies of whole venvs: large, done with
 
@@ -239,6 +291,8 @@ def main() -> None:
         f"logging: median of {args.repeats} runs of {args.lines:,} lines\n"
     )
     print("\n".join(import_table(imports)))
+    print()
+    print("\n".join(bootstrap_table(over_bootstrap)))
     print()
     print("\n".join(throughput_table(figures)))
 

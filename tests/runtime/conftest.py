@@ -4,10 +4,11 @@ The tests import the runtime as ``runtime_stub.fleece_runtime`` (the name
 mypy knows it by); a service imports it as the top-level ``fleece_runtime``,
 and with ``runtime_stub/`` on ``sys.path`` that name is the same module
 object here. After each test the module's process-wide settings (default
-timeouts, retries, the shared session, X-Ray patches, root handlers) are
-restored.
+timeouts, retries, the shared session, X-Ray patches, root handlers and the
+formatter that renders Logger lines) are restored.
 """
 
+import io
 import logging
 import sys
 from collections.abc import Iterator
@@ -40,6 +41,7 @@ def clean_runtime(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setattr(fleece_runtime, "_requests_default_retries", None)
     monkeypatch.setattr(fleece_runtime, "_shared_session", None)
     monkeypatch.setattr(fleece_runtime, "_cold_start", True)
+    monkeypatch.setattr(fleece_runtime, "_line_formatter", None)
     monkeypatch.setattr(
         botocore.client.BaseClient,
         "_make_api_call",
@@ -53,6 +55,14 @@ def clean_runtime(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         fleece_runtime._shared_session.close()
     root.handlers[:] = handlers
     root.setLevel(level)
+
+
+@pytest.fixture
+def stream() -> io.StringIO:
+    """The stream that `setup_root_logger` sends every log line to."""
+    out = io.StringIO()
+    fleece_runtime.setup_root_logger(stream=out)
+    return out
 
 
 @pytest.fixture

@@ -34,13 +34,6 @@ def lines(stream: io.StringIO) -> list[str]:
     return out
 
 
-@pytest.fixture
-def stream() -> io.StringIO:
-    out = io.StringIO()
-    runtime.setup_root_logger(stream=out)
-    return out
-
-
 def test_keyword_fields_make_one_json_line(stream: io.StringIO) -> None:
     runtime.log.get_logger("orders").info("order_saved", order_id=7, total=9.5)
 
@@ -547,3 +540,203 @@ def test_retry_handler_respects_the_wrapped_level_and_filters() -> None:
     logger.error("shown")
 
     assert flaky.records == ["shown"]
+
+
+def test_handlers_with_any_formatter_receive_the_whole_line(
+    stream: io.StringIO,
+) -> None:
+    plain = io.StringIO()
+    handler = logging.StreamHandler(plain)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    logging.getLogger().addHandler(handler)
+
+    runtime.get_logger("orders").info("order_saved", order_id=7)
+
+    [line] = lines(stream)
+    assert plain.getvalue() == f"INFO {stream.getvalue()}"
+    assert line.endswith('"event": "order_saved", "order_id": 7}')
+
+
+def test_the_traceback_reaches_other_handlers_inside_the_line_only(
+    stream: io.StringIO,
+) -> None:
+    plain = io.StringIO()
+    logging.getLogger().addHandler(logging.StreamHandler(plain))
+
+    try:
+        raise ValueError("bad order")
+    except ValueError:
+        runtime.get_logger("x").exception("failed")
+
+    assert plain.getvalue() == stream.getvalue()
+    assert plain.getvalue().count("Traceback") == 1
+    assert json.loads(plain.getvalue())["exception"].endswith("ValueError: bad order")
+
+
+def test_fields_a_filter_adds_still_reach_the_json_line() -> None:
+    def add_tenant(record: logging.LogRecord) -> bool:
+        record.tenant = "t-1"
+        return True
+
+    stream = io.StringIO()
+    runtime.setup_root_logger(stream=stream).addFilter(add_tenant)
+
+    runtime.get_logger("x").info("saved", order_id=7)
+
+    assert lines(stream) == [
+        '{"timestamp": "T", "level": "INFO", "logger": "x", "event": "saved", "tenant": "t-1", "order_id": 7}'
+    ]
+
+
+def test_redaction_of_setup_root_logger_applies_to_the_line_every_handler_gets() -> (
+    None
+):
+    out, plain = io.StringIO(), io.StringIO()
+    runtime.setup_root_logger(stream=out, redact_above="AUTHORIZATION_INFO")
+    logging.getLogger().addHandler(logging.StreamHandler(plain))
+
+    runtime.get_logger("c").info(
+        "signed_up", classification=runtime.Classification.PII, email="a@b.se"
+    )
+
+    assert "a@b.se" not in out.getvalue() + plain.getvalue()
+    assert json.loads(plain.getvalue())["email"] == "[REDACTED]"
+
+
+def test_another_json_formatter_renders_with_its_own_settings(
+    stream: io.StringIO,
+) -> None:
+    redacting = io.StringIO()
+    handler = logging.StreamHandler(redacting)
+    handler.setFormatter(runtime.JsonFormatter(redact_above="NA"))
+    logging.getLogger().addHandler(handler)
+
+    runtime.get_logger("c").info("signed_up", classification="PII", email="a@b.se")
+
+    assert json.loads(stream.getvalue())["email"] == "a@b.se"
+    assert json.loads(redacting.getvalue())["email"] == "[REDACTED]"
+
+
+def test_arguments_that_do_not_fit_the_message_do_not_raise(
+    stream: io.StringIO,
+) -> None:
+    runtime.get_logger("x").info("%s and %s", "one")
+
+    assert json.loads(stream.getvalue())["event"] == "'%s and %s' % ('one',)"
+
+
+def test_a_value_that_cannot_be_encoded_does_not_raise(stream: io.StringIO) -> None:
+    loop: list[object] = []
+    loop.append(loop)
+
+    runtime.get_logger("x").info("odd", loop=loop, n=1)
+
+    record = json.loads(stream.getvalue())
+    assert (record["loop"], record["n"]) == ("[[...]]", 1)
+
+
+def test_an_unknown_schema_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"schema must be 'default' or '1\.x'"):
+        runtime.setup_root_logger(stream=io.StringIO(), schema="2.x")
+
+
+def test_logme_logs_entering_and_exiting_with_the_response(
+    stream: io.StringIO,
+) -> None:
+    logger = runtime.get_logger("calls")
+    logger.setLevel(logging.DEBUG)
+
+    @runtime.log.logme(logger=logger)
+    def total(a: int, b: int) -> int:
+        return a + b
+
+    assert total(2, 3) == 5
+    assert total.__name__ == "total"
+    assert [
+        {k: v for k, v in json.loads(line).items() if k not in ("timestamp", "logger")}
+        for line in lines(stream)
+    ] == [
+        {"level": "DEBUG", "event": "Entering total"},
+        {"level": "DEBUG", "event": "Exiting total", "total_response": 5},
+    ]
+
+
+def test_logme_takes_a_level_and_a_standard_logger(stream: io.StringIO) -> None:
+    @runtime.logme(level=logging.INFO, logger=logging.getLogger("std"))
+    async def fetch() -> str:
+        return "ok"
+
+    assert asyncio.run(fetch()) == "ok"
+
+    assert [json.loads(line)["event"] for line in lines(stream)] == [
+        "Entering fetch",
+        "Exiting fetch",
+    ]
+    assert json.loads(lines(stream)[1])["fetch_response"] == "ok"
+
+
+def test_initial_trace_and_context_binds_replace_the_bound_fields(
+    stream: io.StringIO,
+) -> None:
+    @dataclass
+    class FullContext:
+        function_name: str = "orders"
+        function_version: str = "$LATEST"
+        invoked_function_arn: str = (
+            "arn:aws:lambda:us-east-1:123456789012:function:orders"
+        )
+        memory_limit_in_mb: int = 256
+        aws_request_id: str = "lambda-1"
+        log_group_name: str = "/aws/lambda/orders"
+        log_stream_name: str = "2025/03/10/[$LATEST]abc"
+
+    @runtime.inject_request_ids_into_environment
+    def handler(event: dict[str, Any], context: FullContext) -> None:
+        logger = runtime.get_logger("h").bind(stale=True)
+        runtime.initial_trace_and_context_binds(logger, "trace-1", context).info("go")
+
+    handler({}, FullContext())
+
+    record = json.loads(stream.getvalue())
+    assert "stale" not in record
+    assert record["trace_id"] == "trace-1"
+    assert record["lambda_context"] == {
+        "function_name": "orders",
+        "function_version": "$LATEST",
+        "invoked_function_arn": "arn:aws:lambda:us-east-1:123456789012:function:orders",
+        "memory_limit_in_mb": 256,
+        "aws_request_id": "lambda-1",
+        "log_group_name": "/aws/lambda/orders",
+        "log_stream_name": "2025/03/10/[$LATEST]abc",
+    }
+    assert record["lambda_request_id"] == "lambda-1"  # the ids stay
+
+
+def test_a_socket_handler_sends_the_line_and_the_fields_to_another_process(
+    stream: io.StringIO,
+) -> None:
+    import logging.handlers
+    import pickle
+    import socket
+    import struct
+
+    server = socket.create_server(("127.0.0.1", 0))
+    handler = logging.handlers.SocketHandler("127.0.0.1", server.getsockname()[1])
+    logger = runtime.get_logger("remote")
+    logger.addHandler(handler)
+    try:
+        logger.info("saved", order_id=7)
+        connection, _ = server.accept()
+        with connection:
+            connection.settimeout(5)
+            data = b""
+            while len(data) < 4 or len(data) < 4 + struct.unpack(">L", data[:4])[0]:
+                data += connection.recv(65536)
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+        server.close()
+
+    record = logging.makeLogRecord(pickle.loads(data[4:]))
+    assert record.getMessage() == stream.getvalue().rstrip("\n")
+    assert runtime.JsonFormatter().format(record) == stream.getvalue().rstrip("\n")

@@ -44,43 +44,74 @@ def test_a_missing_requests_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
         runtime.requests.get("http://127.0.0.1:9/")
 
 
+NAMESPACES = ("log", "xray", "profiling", "boto3", "requests", "raxauth")
+
+
 def test_public_names_are_exported_and_documented() -> None:
     for name in runtime.__all__:
         value = getattr(runtime, name)
         assert value.__doc__, name
-    for namespace in (runtime.log, runtime.boto3, runtime.requests, runtime.xray):
+    for namespace_name in NAMESPACES:
+        namespace = getattr(runtime, namespace_name)
         for name in dir(type(namespace)):
             if not name.startswith("_"):
-                assert getattr(namespace, name).__doc__, f"{namespace}.{name}"
+                assert getattr(namespace, name).__doc__, f"{namespace_name}.{name}"
 
 
-def test_migrated_names_exist_in_their_namespaces() -> None:
-    assert callable(runtime.log.setup_root_logger)
+def test_the_docstring_lists_every_public_name_in_the_order_of_all() -> None:
+    listed = [
+        word.strip(",")
+        for line in (runtime.__doc__ or "").split("Contents")[1].splitlines()
+        if line.startswith("    ")
+        for word in line.split()
+    ]
+
+    assert listed == runtime.__all__
+
+
+def test_the_names_of_fleece_1x_are_in_their_namespaces() -> None:
+    names = {
+        "log": [
+            "setup_root_logger",
+            "get_logger",
+            "getLogger",
+            "RetryHandler",
+            "inject_request_ids_into_environment",
+            "logme",
+            "initial_trace_and_context_binds",
+        ],
+        "boto3": ["client", "resource", "set_default_timeout"],
+        "requests": [
+            "request",
+            "get",
+            "options",
+            "head",
+            "post",
+            "put",
+            "patch",
+            "delete",
+            "Session",
+            "set_default_timeout",
+            "set_default_retries",
+        ],
+        "xray": [
+            "trace_xray_subsegment",
+            "monkey_patch_botocore_for_xray",
+            "monkey_patch_requests_for_xray",
+            "get_trace_id",
+            "get_xray_daemon",
+            "send_segment_document_to_xray_daemon",
+            "send_subsegment_to_xray_daemon",
+        ],
+        "profiling": ["profile_handler"],
+        "raxauth": ["authenticate", "validate"],
+    }
+    for namespace, functions in names.items():
+        for name in functions:
+            assert callable(getattr(getattr(runtime, namespace), name)), name
     assert runtime.log.get_logger is runtime.log.getLogger is runtime.get_logger
-    assert runtime.log.RetryHandler is runtime.RetryHandler
-    assert callable(runtime.log.inject_request_ids_into_environment)
-    for name in ("client", "resource", "set_default_timeout"):
-        assert callable(getattr(runtime.boto3, name))
-    for name in [
-        "request",
-        "get",
-        "options",
-        "head",
-        "post",
-        "put",
-        "patch",
-        "delete",
-        "Session",
-        "set_default_timeout",
-        "set_default_retries",
-    ]:
-        assert callable(getattr(runtime.requests, name))
     assert runtime.boto3.set_default_timeout is not runtime.requests.set_default_timeout
-    for name in (
-        "trace_xray_subsegment",
-        "monkey_patch_botocore_for_xray",
-        "monkey_patch_requests_for_xray",
-    ):
+    for name in ("trace_xray_subsegment", "get_trace_id"):
         assert getattr(runtime.xray, name) is getattr(runtime, name)
 
 
