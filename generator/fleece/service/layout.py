@@ -6,8 +6,12 @@ is committed with the service::
     .fleece/answers.yml    copier's answers file: the answers to the template's
                            questions and the fleece version that rendered it
     .fleece/settings.yml   fleece settings: the config modules it rendered
-    .fleece/base/          the pristine render of the answers by that fleece
+    .fleece/base.tar.gz    the pristine render of the answers by that fleece
                            version: the common ancestor of `fleece update`'s merge
+                           (fleece 2.0 kept it as plain files in .fleece/base/)
+    .fleece/conflicts.yml  the conflict blocks the last update wrote, until resolved
+
+and, only while an update is being written, ``.fleece/update-journal.json``.
 """
 
 from dataclasses import dataclass, field
@@ -22,7 +26,10 @@ from fleece.files import atomic_write
 FLEECE_DIR = ".fleece"
 ANSWERS_FILE = f"{FLEECE_DIR}/answers.yml"
 SETTINGS_FILE = f"{FLEECE_DIR}/settings.yml"
-BASE_DIR = f"{FLEECE_DIR}/base"
+BASE_ARCHIVE = f"{FLEECE_DIR}/base.tar.gz"
+LEGACY_BASE_DIR = f"{FLEECE_DIR}/base"
+CONFLICTS_FILE = f"{FLEECE_DIR}/conflicts.yml"
+JOURNAL_FILE = f"{FLEECE_DIR}/update-journal.json"
 RUNTIME_MODULE = "src/fleece_runtime.py"
 CONFIG_MODULE = "src/fleece_config.py"
 # Files fleece owns whole: rendered with a header, replaced (never merged) by update.
@@ -91,8 +98,18 @@ def load_answers(service: Path) -> dict[str, Any]:
         raise BadInput(
             f"{path} is missing: is {service} a service made by `fleece new`?"
         ) from None
-    except yaml.YAMLError:
-        raise BadInput(f"{path} is not valid YAML") from None
+    except yaml.YAMLError as error:
+        raise BadInput(f"{path} is not valid YAML{_where(error)}") from None
     if not isinstance(raw, dict):
         raise BadInput(f"{path} must be a mapping of answers")
     return raw
+
+
+def _where(error: yaml.YAMLError) -> str:
+    mark = getattr(error, "problem_mark", None)
+    problem = getattr(error, "problem", None)
+    if mark is None:
+        return ""
+    return (
+        f" (line {mark.line + 1}: {problem})" if problem else f" (line {mark.line + 1})"
+    )
