@@ -1,6 +1,6 @@
 """`fleece update` from template v1 (made by fleece 1.9.0) to template v2.
 
-v2 changes a line of the handler and of template.yaml, adds a line to
+v2 changes the handler's first line and a line of template.yaml, adds a line to
 template.yaml and README.md, adds events/sqs.json, changes events/ping.json,
 drops docs/legacy.md and renames the question `greeting` to `salutation`.
 Each test makes one kind of user edit, updates, and checks the promise: every
@@ -69,7 +69,7 @@ def test_function_appended_by_the_user_survives_next_to_the_template_change(
     assert result.code == 0, result.stderr
     handler = (old_service / HANDLER).read_text()
     assert handler.endswith(USER_FUNCTION)
-    assert '"""Answer every event with a JSON greeting."""' in handler
+    assert 'it answers every event in JSON."""' in handler
     assert f"  merged    {HANDLER}" in result.stdout
 
 

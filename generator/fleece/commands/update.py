@@ -116,8 +116,8 @@ def _report(result: UpdateResult, err: bool) -> None:
     would = not result.written
     if result.refusals:
         echo(f"fleece update would refuse to update {result.path}:")
-        for finding in result.refusals:
-            echo(f"  {finding.line()}")
+        for refusal in result.refusals:
+            echo(f"  {refusal}")
     if not result.changes:
         if not result.refusals:
             echo(

@@ -161,7 +161,7 @@ def _read_legacy(worktree: Worktree, legacy: Path) -> Tree:
 
 def _require_unchanged_since_last_update(root: Path) -> None:
     """Refuse plain base files that changed after the last render wrote them."""
-    last = git(root, "log", "-1", "--format=%H", "--", ANSWERS_FILE, check=False)
+    last = git(root, "log", "-1", "--format=%h", "--", ANSWERS_FILE, check=False)
     commit = last.stdout.strip()
     if last.returncode != 0 or not commit:
         return  # not in git, or never committed: nothing to compare with
@@ -173,8 +173,8 @@ def _require_unchanged_since_last_update(root: Path) -> None:
             "base-edited",
             f"{LEGACY_BASE_DIR}/",
             f"the pristine render in {LEGACY_BASE_DIR}/ changed after the last "
-            f"update (commit {commit[:12]}), e.g. by a search-and-replace: merging "
+            f"update (commit {commit}), e.g. by a search-and-replace: merging "
             "against it would undo those changes in your files; restore it with "
-            f"`git checkout {commit[:12]} -- {LEGACY_BASE_DIR}` and commit, then "
+            f"`git checkout {commit} -- {LEGACY_BASE_DIR}` and commit, then "
             "run fleece update again",
         )

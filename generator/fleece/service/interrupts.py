@@ -6,9 +6,11 @@
   process is gone (``remove_stale_scratch``).
 - ``interruptible()``: SIGTERM and SIGHUP raise ``KeyboardInterrupt``, as
   Ctrl-C does, so the cleanups of a command run whichever way it is stopped.
-- ``signals_deferred()``: while update writes a service, INT, TERM and HUP wait
-  until the writing is done (a few milliseconds), so a signal never leaves a
-  service half-written; only a kill can, and the update journal covers that.
+- ``signals_deferred(done)``: while update writes a service, INT, TERM and HUP
+  wait until the writing is done (a few milliseconds), then stop the command
+  with ``Interrupted`` (exit 128 + the signal), saying ``done``. A signal never
+  leaves a service half-written; only a kill can, and the update journal covers
+  that.
 """
 
 import os
@@ -23,7 +25,10 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from fleece.errors import FleeceError
+
 __all__ = [
+    "Interrupted",
     "interruptible",
     "remove_stale_scratch",
     "scratch_dir",
@@ -31,6 +36,14 @@ __all__ = [
 ]
 
 _SCRATCH = re.compile(r"fleece-[a-z]+-(?P<pid>[0-9]+)-")
+
+
+class Interrupted(FleeceError):
+    """A signal arrived while fleece was writing; it stopped once the writing was done."""
+
+    def __init__(self, signum: int, done: str) -> None:
+        super().__init__(f"{signal.Signals(signum).name} received: {done}")
+        self.exit_code = 128 + signum
 
 
 @contextmanager
@@ -70,8 +83,8 @@ def interruptible() -> Iterator[None]:
 
 
 @contextmanager
-def signals_deferred() -> Iterator[None]:
-    """INT, TERM and HUP wait until the block is done, then interrupt."""
+def signals_deferred(done: str) -> Iterator[None]:
+    """INT, TERM and HUP wait until the block is done, then raise Interrupted(done)."""
     received: list[int] = []
 
     def remember(signum: int, frame: FrameType | None) -> None:
@@ -80,7 +93,7 @@ def signals_deferred() -> Iterator[None]:
     with _handling(remember, (signal.SIGINT, *_TERMINATING)):
         yield
     if received:
-        raise KeyboardInterrupt(signal.Signals(received[0]).name)
+        raise Interrupted(received[0], done)
 
 
 _TERMINATING = tuple(

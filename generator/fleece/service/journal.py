@@ -72,7 +72,9 @@ class Recovery:
 
 def run_journal(root: Path, journal: Journal) -> None:
     """Write every step of ``journal`` into the service at ``root``; see the module docstring."""
-    with signals_deferred():
+    with signals_deferred(
+        "stopped after writing the whole update (review it with `git diff`)"
+    ):
         try:
             atomic_write(root / JOURNAL_FILE, _dump(journal))
         except OSError as error:
@@ -123,7 +125,8 @@ def load_journal(root: Path) -> Journal | None:
 def finish(root: Path, journal: Journal, *, abort: bool) -> Recovery:
     """Complete the interrupted update (or, with ``abort``, roll it back)."""
     written = written_steps(root, journal)
-    with signals_deferred():
+    what = "rolling back" if abort else "completing"
+    with signals_deferred(f"stopped after {what} the interrupted update"):
         for step in reversed(journal.steps) if abort else journal.steps:
             _write(root, step, step.before if abort else step.after)
         remove_leftovers(root, journal)

@@ -388,10 +388,10 @@ def _downgrades(
             Finding(
                 ANSWERS_FILE,
                 "template-outdated",
-                f"rendered from version {recorded_template} of the {template.name} "
-                f"template, newer than the version {template.version} at hand: an "
-                "update would undo its changes (use the newer template, or pass "
-                "--allow-downgrade)",
+                f"rendered from version {recorded_template} of its template, newer "
+                f"than the {template.name} template at hand (version "
+                f"{template.version}): an update would undo its changes (use the "
+                "newer template, or pass --allow-downgrade)",
                 blocking=not options.allow_downgrade,
             )
         )

@@ -20,7 +20,7 @@ the plan and the refusals -> refuse, or write the plan through the journal.
 """
 
 import difflib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from fleece import __version__
@@ -81,8 +81,8 @@ class UpdateResult:
     changes: tuple[FileChange, ...] = ()
     conflicts: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
-    # What stands in the way: the update refuses (with --pretend: would refuse).
-    refusals: tuple[Finding, ...] = ()
+    # What stands in the way, one line each: update refuses (--pretend: would).
+    refusals: tuple[str, ...] = ()
     written: bool = False
     # An interrupted update this run completed or rolled back (or would).
     recovery: Recovery | None = None
@@ -113,7 +113,10 @@ def update_service(request: UpdateRequest) -> UpdateResult:
             raise BadInput(
                 f"{root} has no interrupted update to abort (no .fleece/update-journal.json)"
             )
-        if not request.pretend:
+        unclean = None
+        if request.pretend:
+            unclean = _unclean_git(root)
+        else:
             remove_leftovers(root, None)
             _require_clean_git(root)
         options = Options(
@@ -125,9 +128,11 @@ def update_service(request: UpdateRequest) -> UpdateResult:
         state = assess(root, options)
         result = _result(state, written=not request.pretend)
         if request.pretend:
+            if unclean is not None:
+                return replace(result, refusals=(unclean, *result.refusals))
             return result
         if state.blockers:
-            raise UpdateRefused(state.blockers, _refusal_diff(result))
+            raise UpdateRefused(state.blockers, _refusal_diff(state, result))
         assert state.plan is not None  # only blockers stop the planning
         run_journal(root, state.plan.journal())
         return result
@@ -155,6 +160,7 @@ def _result(state: ServiceState, written: bool) -> UpdateResult:
         for f in state.findings
         if f.kind.startswith("config-") and not f.blocking
     )
+    refusals = tuple(f.line() for f in state.blockers)
     if plan is None:
         return UpdateResult(
             path=state.root,
@@ -162,7 +168,7 @@ def _result(state: ServiceState, written: bool) -> UpdateResult:
             from_version="unknown",
             to_version=__version__,
             notes=config_notes,
-            refusals=state.blockers,
+            refusals=refusals,
         )
     return UpdateResult(
         path=state.root,
@@ -172,13 +178,13 @@ def _result(state: ServiceState, written: bool) -> UpdateResult:
         changes=plan.changes,
         conflicts=plan.conflicts,
         notes=plan.notes + config_notes,
-        refusals=state.blockers,
+        refusals=refusals,
         written=written and not state.blockers,
     )
 
 
-def _refusal_diff(result: UpdateResult) -> str:
-    shown = {f.path for f in result.refusals if f.kind in _SHOW_DIFF}
+def _refusal_diff(state: ServiceState, result: UpdateResult) -> str:
+    shown = {f.path for f in state.blockers if f.kind in _SHOW_DIFF}
     return "".join(
         unified_diff(c.path, c.before, c.after)
         for c in result.changes
@@ -206,19 +212,27 @@ def _finish_interrupted(
 
 
 def _require_clean_git(root: Path) -> None:
+    unclean = _unclean_git(root)
+    if unclean is not None:
+        raise BadInput(unclean)
+
+
+def _unclean_git(root: Path) -> str | None:
+    """Why the git state of ``root`` does not allow an update; None if it does."""
     inside = git(root, "rev-parse", "--is-inside-work-tree", check=False)
     if inside.returncode != 0 or inside.stdout.strip() != "true":
-        raise BadInput(
+        return (
             f"{root} is not a git repository: fleece update merges into your files, "
             "so commit them first to review and undo it (git init && git add -A && git commit)"
         )
     status = git(root, "status", "--porcelain", "--untracked-files=all", "--", ".")
     if status.stdout.strip():
         first = status.stdout.splitlines()[0][3:]
-        raise BadInput(
+        return (
             f"{root} has uncommitted changes (e.g. {first}): commit or stash them "
             "first, so the update can be reviewed and undone with git"
         )
+    return None
 
 
 def _lines(data: bytes | None) -> list[str]:
