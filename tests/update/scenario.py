@@ -22,6 +22,7 @@ from fleece.service.generated import render_generated
 from fleece.service.layout import (
     ANSWERS_FILE,
     BASE_ARCHIVE,
+    GENERATOR_OWNED,
     LEGACY_BASE_DIR,
     RUNTIME_MODULE,
 )
@@ -135,7 +136,7 @@ def user_owned(tree: Tree) -> Tree:
     return {
         path: data
         for path, data in tree.items()
-        if not path.startswith(".fleece/") and path != RUNTIME_MODULE
+        if not path.startswith(".fleece/") and path not in GENERATOR_OWNED
     }
 
 
