@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,7 @@ from fleece.service.layout import (
     save_settings,
 )
 from fleece.service.new import NewService, create_service
-from fleece.service.state import CHECK_SCHEMA_VERSION
+from fleece.service.state import CHECK_SCHEMA_VERSION, KINDS
 
 from .scenario import OLD_VERSION, V1, FleeceCli, Run, edit
 
@@ -283,3 +284,10 @@ def test_an_answer_the_template_retired_is_a_finding(
         (ANSWERS_FILE, "answer-retired")
     ]
     assert "fleece update --data python_runtime=..." in findings[0]["message"]
+
+
+def test_the_docs_list_every_finding_kind_and_whether_it_blocks_update() -> None:
+    docs = (Path(__file__).parents[2] / "docs/update.md").read_text()
+    rows = re.findall(r"^\| `([a-z-]+)` \| (yes|no)[^|]* \|", docs, re.M)
+
+    assert {kind: blocks == "yes" for kind, blocks in rows} == KINDS

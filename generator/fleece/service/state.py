@@ -139,6 +139,11 @@ class Finding:
         return f"{self.path}: {self.message}"
 
 
+def _finding(path: str, kind: str, message: str, *, lifted: bool = False) -> Finding:
+    """A finding of ``kind``; ``lifted``: the run's options allow update past it."""
+    return Finding(path, kind, message, blocking=KINDS[kind] and not lifted)
+
+
 @dataclass(frozen=True)
 class Options:
     """What an update run asks for; ``fleece check`` assesses with the defaults."""
@@ -266,7 +271,7 @@ def next_answers(
 
 
 def _interrupted(journal: Journal) -> Finding:
-    return Finding(
+    return _finding(
         JOURNAL_FILE,
         "update-interrupted",
         f"an update from fleece {journal.from_version} to {journal.to_version} was "
@@ -278,15 +283,18 @@ def _interrupted(journal: Journal) -> Finding:
 def _recorded_answers(
     worktree: Worktree, findings: list[Finding]
 ) -> dict[str, Any] | None:
+    location = worktree.locate(ANSWERS_FILE)
+    if location.outside:
+        findings.append(_outside_finding(location))
+        return None
     data = worktree.read(ANSWERS_FILE)
     if data is None:
         findings.append(
-            Finding(
+            _finding(
                 ANSWERS_FILE,
                 "answers-missing",
                 "the answers file is missing (restore it from git history: "
                 "fleece update renders the service from it)",
-                blocking=True,
             )
         )
         return None
@@ -297,21 +305,19 @@ def _recorded_answers(
         where = f" at line {mark.line + 1}" if mark is not None else ""
         problem = getattr(error, "problem", None) or "unreadable"
         findings.append(
-            Finding(
+            _finding(
                 ANSWERS_FILE,
                 "answers-invalid",
                 f"not valid YAML{where}: {problem} (fix it, or restore it from git history)",
-                blocking=True,
             )
         )
         return None
     if not isinstance(raw, dict):
         findings.append(
-            Finding(
+            _finding(
                 ANSWERS_FILE,
                 "answers-invalid",
                 "must be a mapping of answers (restore it from git history)",
-                blocking=True,
             )
         )
         return None
@@ -330,12 +336,11 @@ def _template(
         return load_template(name)
     except BadInput:
         findings.append(
-            Finding(
+            _finding(
                 ANSWERS_FILE,
                 "template-unknown",
                 f"rendered from the template {name!r}, which this fleece does not "
                 "bundle (pass --template NAME or --template PATH)",
-                blocking=True,
             )
         )
         return None
@@ -355,7 +360,7 @@ def _base(worktree: Worktree, findings: list[Finding]) -> Base | None:
     try:
         return read_base(worktree)
     except BaseProblem as problem:
-        findings.append(Finding(problem.path, problem.kind, problem.message, True))
+        findings.append(_finding(problem.path, problem.kind, problem.message))
         return None
 
 
@@ -368,13 +373,13 @@ def _downgrades(
     made_by = str(recorded.get("_fleece_version", ""))
     if _newer(made_by, __version__):
         findings.append(
-            Finding(
+            _finding(
                 ANSWERS_FILE,
                 "fleece-outdated",
                 f"rendered by fleece {made_by}, newer than this fleece {__version__}: "
                 "an update would undo the newer template's changes (install "
                 f"fleece>={made_by}, or pass --allow-downgrade)",
-                blocking=not options.allow_downgrade,
+                lifted=options.allow_downgrade,
             )
         )
     recorded_template = recorded.get("_fleece_template_version")
@@ -385,14 +390,14 @@ def _downgrades(
         and _newer(str(recorded_template), template.version)
     ):
         findings.append(
-            Finding(
+            _finding(
                 ANSWERS_FILE,
                 "template-outdated",
                 f"rendered from version {recorded_template} of its template, newer "
                 f"than the {template.name} template at hand (version "
                 f"{template.version}): an update would undo its changes (use the "
                 "newer template, or pass --allow-downgrade)",
-                blocking=not options.allow_downgrade,
+                lifted=options.allow_downgrade,
             )
         )
     return findings
@@ -424,12 +429,11 @@ def _leftover_conflicts(worktree: Worktree) -> list[Finding]:
         remaining = record.remaining(content) if content is not None else []
         if remaining:
             findings.append(
-                Finding(
+                _finding(
                     record.path,
                     "conflict",
                     f"conflict markers from `fleece update` at line {remaining[0]} "
                     "(resolve them, then commit)",
-                    blocking=True,
                 )
             )
     return findings
@@ -479,25 +483,25 @@ def _generated_finding(
     runtime = path == RUNTIME_MODULE
     if ours is None:
         if runtime:
-            return Finding(path, "runtime-missing", "missing (run `fleece update`)")
+            return _finding(path, "runtime-missing", "missing (run `fleece update`)")
         return None  # part of update-pending
     found = parse_generated(ours.decode("utf-8", "replace"))
     if found is None or found.edited:
         what = "edited by hand: its body no longer matches the sha256 in its header"
-        return Finding(
+        return _finding(
             path,
             "runtime-edited" if runtime else "config-stub-edited",
             f"{what} (move your changes out of it, then run `fleece update --force`, "
             f"which saves your version as {path}{BACKUP_SUFFIX})",
-            blocking=not options.force,
+            lifted=options.force,
         )
     if _newer(found.version, __version__):
-        return Finding(
+        return _finding(
             path,
             "fleece-outdated",
             f"written by fleece {found.version}, newer than the installed fleece "
             f"{__version__} (install fleece>={found.version} where you run fleece)",
-            blocking=not options.allow_downgrade,
+            lifted=options.allow_downgrade,
         )
     if not runtime:
         return None  # part of update-pending
@@ -506,7 +510,7 @@ def _generated_finding(
         if _newer(__version__, found.version)
         else f"differs from the runtime of the installed fleece {__version__}"
     )
-    return Finding(path, "runtime-stale", f"{what} (run `fleece update`)")
+    return _finding(path, "runtime-stale", f"{what} (run `fleece update`)")
 
 
 def _backup(
@@ -520,11 +524,10 @@ def _backup(
         return None
     if existing is not None or worktree.locate(backup).problem is not None:
         findings.append(
-            Finding(
+            _finding(
                 backup,
                 "obstacle",
                 f"is in the way: --force saves your edited {path} there; move it first",
-                blocking=True,
             )
         )
         return None
@@ -560,7 +563,7 @@ def _config_module_findings(root: Path, worktree: Worktree) -> list[Finding]:
         data = worktree.read(module.path)
         if data is None:
             findings.append(
-                Finding(
+                _finding(
                     module.path,
                     "config-missing",
                     f"listed in .fleece/settings.yml but missing ({render_it})",
@@ -570,7 +573,7 @@ def _config_module_findings(root: Path, worktree: Worktree) -> list[Finding]:
         found = parse_generated(data.decode("utf-8", "replace"))
         if found is None or found.edited:
             findings.append(
-                Finding(
+                _finding(
                     module.path,
                     "config-edited",
                     "edited by hand: its body no longer matches the sha256 in its "
@@ -584,7 +587,7 @@ def _config_module_findings(root: Path, worktree: Worktree) -> list[Finding]:
                 else f"rendered from another {CONFIG_FILE} than the current one"
             )
             findings.append(
-                Finding(module.path, "config-stale", f"{what} ({render_it})")
+                _finding(module.path, "config-stale", f"{what} ({render_it})")
             )
     return findings
 
@@ -609,12 +612,11 @@ def _render(
         question = template.questions.get(error.question)
         retired = question is not None and str(error.value) in question.retired
         findings.append(
-            Finding(
+            _finding(
                 ANSWERS_FILE,
                 "answer-retired" if retired else "answers-invalid",
                 f"{error.question}={error.shown}: {error.reason} (correct it there, "
                 f"or run `fleece update --data {error.question}=...`)",
-                blocking=True,
             )
         )
         return None
@@ -674,7 +676,7 @@ def _merge_user_files(worktree: Worktree, base: Tree, new: Tree, label: str) -> 
             result.notes.append(_skipped(location, before, theirs))
             continue
         if location.problem is not None:
-            result.obstacles.append(Finding(path, "obstacle", location.problem, True))
+            result.obstacles.append(_finding(path, "obstacle", location.problem))
             continue
         ours = worktree.read(path)
         if theirs is None:
@@ -726,11 +728,8 @@ def _fleece_state(
 ) -> list[FileChange]:
     """``.fleece/``: written last, so it describes the old render until the end."""
     changes = []
-    if base.legacy:
-        for path in legacy_paths(worktree):
-            changes.append(
-                _change(worktree, path, "deleted", worktree.read(path), None)
-            )
+    for path in legacy_paths(worktree):
+        changes.append(_change(worktree, path, "deleted", worktree.read(path), None))
     if base.legacy or base.tree != new_base:
         old = worktree.read(BASE_ARCHIVE)
         changes.append(
@@ -792,7 +791,9 @@ def _change(
     after: bytes | None,
 ) -> FileChange:
     location = worktree.locate(path)
-    written = None if after is None else worktree.worktree_form(path, after)
+    written = after
+    if after is not None and path != BASE_ARCHIVE:  # the archive is binary
+        written = worktree.worktree_form(path, after)
     target = path if location.problem is not None else worktree.relative(location)
     step = Step(target, worktree.raw(path), written, prune=location.link is None)
     return FileChange(path, action, before, after, step)
@@ -804,19 +805,18 @@ def _obstacles(worktree: Worktree, changes: list[FileChange]) -> list[Finding]:
     for change in changes:
         location = worktree.locate(change.path)
         if location.problem is not None:
-            found.append(Finding(change.path, "obstacle", location.problem, True))
+            found.append(_finding(change.path, "obstacle", location.problem))
         elif location.outside:
             found.append(_outside_finding(location))
     return found
 
 
 def _outside_finding(location: Location) -> Finding:
-    return Finding(
+    return _finding(
         location.path,
         "obstacle",
         f"{location.link} leads outside the service ({location.real}), where "
         "update never writes (make it a folder or file of the service)",
-        blocking=True,
     )
 
 
@@ -836,7 +836,7 @@ def _pending(plan: Plan, recorded: dict[str, Any]) -> list[Finding]:
     )
     count = f"{len(paths)} file{'s' if len(paths) > 1 else ''}"
     return [
-        Finding(
+        _finding(
             ANSWERS_FILE,
             "update-pending",
             f"{what}fleece update would change {count}: {shown} (run `fleece update`)",
