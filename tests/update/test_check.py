@@ -9,6 +9,7 @@ import pytest
 
 from fleece import __version__
 from fleece.service.conflicts import ConflictRecord, dump_conflicts
+from fleece.service.findings import CHECK_SCHEMA_VERSION, KINDS
 from fleece.service.generated import render_generated
 from fleece.service.layout import (
     ANSWERS_FILE,
@@ -20,7 +21,6 @@ from fleece.service.layout import (
     save_settings,
 )
 from fleece.service.new import NewService, create_service
-from fleece.service.state import CHECK_SCHEMA_VERSION, KINDS
 
 from .scenario import OLD_VERSION, V1, FleeceCli, Run, edit
 

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fleece.service.findings import CHECK_SCHEMA_VERSION, Finding
 from fleece.service.interrupts import interruptible, remove_stale_scratch
-from fleece.service.state import CHECK_SCHEMA_VERSION, Finding, Options, assess
+from fleece.service.state import Options, assess
 
 __all__ = ["CheckResult", "check_service"]
 

@@ -51,9 +51,8 @@ class EolSettings:
     """The repository's line-ending settings: ``core.autocrlf`` and ``core.eol``."""
 
     autocrlf: str = "false"  # true, input or false
-    text_crlf: bool = (
-        False  # a text file without eol attribute is checked out with CRLF
-    )
+    # Whether a text file without an eol attribute is checked out with CRLF.
+    text_crlf: bool = False
 
 
 def eol_settings(root: Path) -> EolSettings:

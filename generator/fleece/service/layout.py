@@ -98,18 +98,8 @@ def load_answers(service: Path) -> dict[str, Any]:
         raise BadInput(
             f"{path} is missing: is {service} a service made by `fleece new`?"
         ) from None
-    except yaml.YAMLError as error:
-        raise BadInput(f"{path} is not valid YAML{_where(error)}") from None
+    except yaml.YAMLError:
+        raise BadInput(f"{path} is not valid YAML") from None
     if not isinstance(raw, dict):
         raise BadInput(f"{path} must be a mapping of answers")
     return raw
-
-
-def _where(error: yaml.YAMLError) -> str:
-    mark = getattr(error, "problem_mark", None)
-    problem = getattr(error, "problem", None)
-    if mark is None:
-        return ""
-    return (
-        f" (line {mark.line + 1}: {problem})" if problem else f" (line {mark.line + 1})"
-    )

@@ -308,7 +308,8 @@ def _copier_error(text: str, answers: dict[str, Any]) -> BadInput:
     # copier: "Validation error for question 'memory_size': must be between ..."
     one_line = re.sub(r"\s+", " ", text).strip()
     match = re.fullmatch(r"Validation error for question '(\w+)': (.*)", one_line)
+    if match and match[1] in answers:
+        return InvalidAnswer(match[1], answers[match[1]], match[2], "--data")
     if match:
-        name = match[1]
-        return InvalidAnswer(name, answers.get(name, ""), match[2], "--data")
+        return BadInput(f"{match[1]}: {match[2]}")
     return BadInput(one_line)

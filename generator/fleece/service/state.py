@@ -22,7 +22,7 @@ the service).
 
 import hashlib
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,23 +30,9 @@ import yaml
 
 from fleece import __version__
 from fleece.errors import BadInput
-from fleece.service.base import (
-    Base,
-    BaseProblem,
-    legacy_paths,
-    pack_base,
-    pristine,
-    read_base,
-)
-from fleece.service.conflicts import (
-    OURS_MARKER,
-    ConflictRecord,
-    block_lines,
-    dump_conflicts,
-    legacy_record,
-    parse_conflicts,
-    theirs_marker,
-)
+from fleece.service.base import Base, BaseProblem, legacy_paths, read_base
+from fleece.service.conflicts import legacy_record, parse_conflicts
+from fleece.service.findings import Finding, finding, outside_finding
 from fleece.service.generated import parse_generated
 from fleece.service.journal import Journal, Step, load_journal
 from fleece.service.layout import (
@@ -59,7 +45,14 @@ from fleece.service.layout import (
     RUNTIME_MODULE,
     load_settings,
 )
-from fleece.service.merge import merge_file
+from fleece.service.plan import (
+    BACKUP_SUFFIX,
+    FileChange,
+    Plan,
+    change,
+    pending,
+    plan_update,
+)
 from fleece.service.render import (
     InvalidAnswer,
     Template,
@@ -71,77 +64,18 @@ from fleece.service.render import (
     render,
     runtime_module_text,
 )
-from fleece.service.worktree import Location, Worktree
+from fleece.service.worktree import Worktree
 
-__all__ = [
-    "CHECK_SCHEMA_VERSION",
-    "KINDS",
-    "FileChange",
-    "Finding",
-    "Options",
-    "Plan",
-    "ServiceState",
-    "assess",
-    "next_answers",
-    "service_root",
-]
-
-# The version of `fleece check --json`'s layout; raised when a field changes meaning.
-CHECK_SCHEMA_VERSION = 1
-
-# Every finding kind -> whether update refuses while it stands. docs/update.md
-# documents each one (a test keeps the two in step).
-KINDS = {
-    "update-interrupted": False,
-    "answers-missing": True,
-    "answers-invalid": True,
-    "answer-retired": True,
-    "template-unknown": True,
-    "fleece-outdated": True,
-    "template-outdated": True,
-    "base-missing": True,
-    "base-edited": True,
-    "conflict": True,
-    "obstacle": True,
-    "runtime-edited": True,
-    "config-stub-edited": True,
-    "runtime-missing": False,
-    "runtime-stale": False,
-    "update-pending": False,
-    "config-missing": False,
-    "config-edited": False,
-    "config-stale": False,
-}
+__all__ = ["Options", "ServiceState", "assess", "next_answers", "service_root"]
 
 # copier.yml key through which a template declares renamed questions, so the
 # recorded answer carries over: `_fleece_renamed_questions: {old: new}`.
 RENAMED_QUESTIONS_KEY = "_fleece_renamed_questions"
 DEFAULT_TEMPLATE = "service"
 CONFIG_FILE = "config.yml"
-BACKUP_SUFFIX = ".orig"
 
 
 # -- Data ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One thing about a service that is not current, relative to its root."""
-
-    path: str
-    kind: str
-    message: str
-    # Update refuses while it stands (the run's options may lift it).
-    blocking: bool = False
-
-    def line(self) -> str:
-        """``<path>: <what> (<what to do>)``."""
-        return f"{self.path}: {self.message}"
-
-
-def _finding(path: str, kind: str, message: str, *, lifted: bool = False) -> Finding:
-    """A finding of ``kind``; ``lifted``: the run's options allow update past it."""
-    return Finding(path, kind, message, blocking=KINDS[kind] and not lifted)
 
 
 @dataclass(frozen=True)
@@ -155,43 +89,12 @@ class Options:
 
 
 @dataclass(frozen=True)
-class FileChange:
-    """One file an update writes; ``before``/``after`` in repository form, None: absent."""
-
-    path: str
-    action: str  # created, updated, merged, conflict, deleted, replaced, saved
-    before: bytes | None
-    after: bytes | None
-    # Where and what is written (links resolved, working-tree line endings).
-    step: Step
-
-
-@dataclass(frozen=True)
-class Plan:
-    """Every write of an update, in the order it makes them."""
-
-    template: str
-    from_version: str
-    to_version: str
-    changes: tuple[FileChange, ...]
-    conflicts: tuple[str, ...] = ()
-    notes: tuple[str, ...] = ()
-
-    def journal(self) -> Journal:
-        """The plan as the update journal records it."""
-        return Journal(
-            self.from_version, self.to_version, tuple(c.step for c in self.changes)
-        )
-
-
-@dataclass(frozen=True)
 class ServiceState:
     """What ``assess`` found: the findings, the plan when one could be made."""
 
     root: Path
     findings: tuple[Finding, ...]
     plan: Plan | None = None
-    journal: Journal | None = None
 
     @property
     def blockers(self) -> tuple[Finding, ...]:
@@ -215,7 +118,7 @@ def assess(path: Path, options: Options = Options()) -> ServiceState:
     root = service_root(path)
     journal = load_journal(root)
     if journal is not None:
-        return ServiceState(root, (_interrupted(journal),), journal=journal)
+        return ServiceState(root, (_interrupted(journal),))
     worktree = Worktree(root)
     findings: list[Finding] = []
     recorded = _recorded_answers(worktree, findings)
@@ -231,11 +134,11 @@ def assess(path: Path, options: Options = Options()) -> ServiceState:
     if rendered is None:
         return ServiceState(root, tuple(findings))
     tree, notes = rendered
-    plan, obstacles = _plan(
+    plan, obstacles = plan_update(
         worktree, template, recorded, base, tree, notes, [*backups, *generated]
     )
     findings += obstacles
-    findings += _pending(plan, recorded)
+    findings += pending(plan, recorded)
     return ServiceState(root, tuple(findings), plan)
 
 
@@ -271,7 +174,7 @@ def next_answers(
 
 
 def _interrupted(journal: Journal) -> Finding:
-    return _finding(
+    return finding(
         JOURNAL_FILE,
         "update-interrupted",
         f"an update from fleece {journal.from_version} to {journal.to_version} was "
@@ -285,12 +188,12 @@ def _recorded_answers(
 ) -> dict[str, Any] | None:
     location = worktree.locate(ANSWERS_FILE)
     if location.outside:
-        findings.append(_outside_finding(location))
+        findings.append(outside_finding(location))
         return None
     data = worktree.read(ANSWERS_FILE)
     if data is None:
         findings.append(
-            _finding(
+            finding(
                 ANSWERS_FILE,
                 "answers-missing",
                 "the answers file is missing (restore it from git history: "
@@ -305,7 +208,7 @@ def _recorded_answers(
         where = f" at line {mark.line + 1}" if mark is not None else ""
         problem = getattr(error, "problem", None) or "unreadable"
         findings.append(
-            _finding(
+            finding(
                 ANSWERS_FILE,
                 "answers-invalid",
                 f"not valid YAML{where}: {problem} (fix it, or restore it from git history)",
@@ -314,7 +217,7 @@ def _recorded_answers(
         return None
     if not isinstance(raw, dict):
         findings.append(
-            _finding(
+            finding(
                 ANSWERS_FILE,
                 "answers-invalid",
                 "must be a mapping of answers (restore it from git history)",
@@ -336,7 +239,7 @@ def _template(
         return load_template(name)
     except BadInput:
         findings.append(
-            _finding(
+            finding(
                 ANSWERS_FILE,
                 "template-unknown",
                 f"rendered from the template {name!r}, which this fleece does not "
@@ -360,7 +263,7 @@ def _base(worktree: Worktree, findings: list[Finding]) -> Base | None:
     try:
         return read_base(worktree)
     except BaseProblem as problem:
-        findings.append(_finding(problem.path, problem.kind, problem.message))
+        findings.append(finding(problem.path, problem.kind, problem.message))
         return None
 
 
@@ -373,7 +276,7 @@ def _downgrades(
     made_by = str(recorded.get("_fleece_version", ""))
     if _newer(made_by, __version__):
         findings.append(
-            _finding(
+            finding(
                 ANSWERS_FILE,
                 "fleece-outdated",
                 f"rendered by fleece {made_by}, newer than this fleece {__version__}: "
@@ -390,7 +293,7 @@ def _downgrades(
         and _newer(str(recorded_template), template.version)
     ):
         findings.append(
-            _finding(
+            finding(
                 ANSWERS_FILE,
                 "template-outdated",
                 f"rendered from version {recorded_template} of its template, newer "
@@ -429,7 +332,7 @@ def _leftover_conflicts(worktree: Worktree) -> list[Finding]:
         remaining = record.remaining(content) if content is not None else []
         if remaining:
             findings.append(
-                _finding(
+                finding(
                     record.path,
                     "conflict",
                     f"conflict markers from `fleece update` at line {remaining[0]} "
@@ -462,18 +365,18 @@ def _generated_files(
             continue  # a stage's rendered config: `fleece config` owns it
         location = worktree.locate(path)
         if location.outside:
-            findings.append(_outside_finding(location))
+            findings.append(outside_finding(location))
             continue
-        finding = _generated_finding(path, ours, options)
-        if finding is not None:
-            findings.append(finding)
-        edited = finding is not None and finding.kind.endswith("-edited")
+        found = _generated_finding(path, ours, options)
+        if found is not None:
+            findings.append(found)
+        edited = found is not None and found.kind.endswith("-edited")
         if ours is not None and edited and options.force:
             backup = _backup(worktree, path, findings)
             if backup is not None:
                 backups.append(backup)
         action = "created" if ours is None else "replaced"
-        changes.append(_change(worktree, path, action, ours, theirs))
+        changes.append(change(worktree, path, action, ours, theirs))
     return changes, backups
 
 
@@ -483,12 +386,12 @@ def _generated_finding(
     runtime = path == RUNTIME_MODULE
     if ours is None:
         if runtime:
-            return _finding(path, "runtime-missing", "missing (run `fleece update`)")
+            return finding(path, "runtime-missing", "missing (run `fleece update`)")
         return None  # part of update-pending
     found = parse_generated(ours.decode("utf-8", "replace"))
     if found is None or found.edited:
         what = "edited by hand: its body no longer matches the sha256 in its header"
-        return _finding(
+        return finding(
             path,
             "runtime-edited" if runtime else "config-stub-edited",
             f"{what} (move your changes out of it, then run `fleece update --force`, "
@@ -496,7 +399,7 @@ def _generated_finding(
             lifted=options.force,
         )
     if _newer(found.version, __version__):
-        return _finding(
+        return finding(
             path,
             "fleece-outdated",
             f"written by fleece {found.version}, newer than the installed fleece "
@@ -510,7 +413,7 @@ def _generated_finding(
         if _newer(__version__, found.version)
         else f"differs from the runtime of the installed fleece {__version__}"
     )
-    return _finding(path, "runtime-stale", f"{what} (run `fleece update`)")
+    return finding(path, "runtime-stale", f"{what} (run `fleece update`)")
 
 
 def _backup(
@@ -522,16 +425,16 @@ def _backup(
     existing = worktree.raw(backup)
     if existing == ours:
         return None
-    if existing is not None or worktree.locate(backup).problem is not None:
+    location = worktree.locate(backup)
+    if existing is not None or location.problem is not None or location.outside:
         findings.append(
-            _finding(
+            finding(
                 backup,
                 "obstacle",
                 f"is in the way: --force saves your edited {path} there; move it first",
             )
         )
         return None
-    location = worktree.locate(backup)
     return FileChange(
         backup,
         "saved",
@@ -563,7 +466,7 @@ def _config_module_findings(root: Path, worktree: Worktree) -> list[Finding]:
         data = worktree.read(module.path)
         if data is None:
             findings.append(
-                _finding(
+                finding(
                     module.path,
                     "config-missing",
                     f"listed in .fleece/settings.yml but missing ({render_it})",
@@ -573,7 +476,7 @@ def _config_module_findings(root: Path, worktree: Worktree) -> list[Finding]:
         found = parse_generated(data.decode("utf-8", "replace"))
         if found is None or found.edited:
             findings.append(
-                _finding(
+                finding(
                     module.path,
                     "config-edited",
                     "edited by hand: its body no longer matches the sha256 in its "
@@ -587,12 +490,12 @@ def _config_module_findings(root: Path, worktree: Worktree) -> list[Finding]:
                 else f"rendered from another {CONFIG_FILE} than the current one"
             )
             findings.append(
-                _finding(module.path, "config-stale", f"{what} ({render_it})")
+                finding(module.path, "config-stale", f"{what} ({render_it})")
             )
     return findings
 
 
-# -- Rendering and planning ---------------------------------------------------
+# -- Rendering -----------------------------------------------------------------
 
 
 def _render(
@@ -612,7 +515,7 @@ def _render(
         question = template.questions.get(error.question)
         retired = question is not None and str(error.value) in question.retired
         findings.append(
-            _finding(
+            finding(
                 ANSWERS_FILE,
                 "answer-retired" if retired else "answers-invalid",
                 f"{error.question}={error.shown}: {error.reason} (correct it there, "
@@ -620,225 +523,3 @@ def _render(
             )
         )
         return None
-
-
-def _plan(
-    worktree: Worktree,
-    template: Template,
-    recorded: dict[str, Any],
-    base: Base,
-    rendered: Tree,
-    notes: list[str],
-    generated: list[FileChange],
-) -> tuple[Plan, list[Finding]]:
-    """The plan, and the obstacles to it (each found before the first write)."""
-    new_base = pristine(rendered)
-    worktree.prepare(base.tree.keys() | new_base.keys())
-    label = f"fleece {__version__}"
-    merged = _merge_user_files(worktree, base.tree, new_base, label)
-    changes = [*merged.changes, *generated]
-    state = _fleece_state(worktree, base, new_base, rendered)
-    if changes or state:
-        changes += _conflict_record(worktree, merged.records) + state
-    saved = [
-        f"saved your edited {c.path.removesuffix(BACKUP_SUFFIX)} as {c.path} "
-        "(--force): move your changes out of it, then delete it"
-        for c in changes
-        if c.action == "saved"
-    ]
-    plan = Plan(
-        template=template.name,
-        from_version=str(recorded.get("_fleece_version", "unknown")),
-        to_version=__version__,
-        changes=tuple(changes),
-        conflicts=tuple(r.path for r in merged.records),
-        notes=tuple(notes + merged.notes + saved + _answers_notes(state)),
-    )
-    return plan, merged.obstacles + _obstacles(worktree, changes)
-
-
-@dataclass
-class _Merged:
-    changes: list[FileChange] = field(default_factory=list)
-    records: list[ConflictRecord] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    obstacles: list[Finding] = field(default_factory=list)
-
-
-def _merge_user_files(worktree: Worktree, base: Tree, new: Tree, label: str) -> _Merged:
-    result = _Merged()
-    for path in sorted(base.keys() | new.keys()):
-        before, theirs = base.get(path), new.get(path)
-        if before == theirs:
-            continue  # the template did not change it: the user's file stands
-        location = worktree.locate(path)
-        if location.outside:
-            result.notes.append(_skipped(location, before, theirs))
-            continue
-        if location.problem is not None:
-            result.obstacles.append(_finding(path, "obstacle", location.problem))
-            continue
-        ours = worktree.read(path)
-        if theirs is None:
-            if ours is None:
-                continue
-            if ours != before:
-                result.notes.append(
-                    f"kept {path}: the template dropped it, but you changed it"
-                )
-            elif location.link == path:
-                result.notes.append(
-                    f"kept {path}: the template dropped it, and it is your link"
-                )
-            else:
-                result.changes.append(_change(worktree, path, "deleted", ours, None))
-        elif ours is None:
-            if before is None:
-                result.changes.append(_change(worktree, path, "created", None, theirs))
-            else:
-                result.notes.append(
-                    f"left {path} deleted: you deleted it, the template changed it"
-                )
-        else:
-            merge = merge_file(before, ours, theirs, label)
-            if merge.conflict:
-                end = theirs_marker(label)
-                existing = len(block_lines(ours, OURS_MARKER, end))
-                result.records.append(ConflictRecord(path, OURS_MARKER, end, existing))
-            if merge.data != ours:
-                action = (
-                    "conflict"
-                    if merge.conflict
-                    else "updated" if merge.data == theirs else "merged"
-                )
-                result.changes.append(_change(worktree, path, action, ours, merge.data))
-    return result
-
-
-def _skipped(location: Location, before: bytes | None, theirs: bytes | None) -> str:
-    what = "added" if before is None else "dropped" if theirs is None else "changed"
-    return (
-        f"skipped {location.path}: the template {what} it, but {location.link} "
-        f"leads outside the service ({location.real}), where update never writes"
-    )
-
-
-def _fleece_state(
-    worktree: Worktree, base: Base, new_base: Tree, rendered: Tree
-) -> list[FileChange]:
-    """``.fleece/``: written last, so it describes the old render until the end."""
-    changes = []
-    for path in legacy_paths(worktree):
-        changes.append(_change(worktree, path, "deleted", worktree.read(path), None))
-    if base.legacy or base.tree != new_base:
-        old = worktree.read(BASE_ARCHIVE)
-        changes.append(
-            _change(
-                worktree,
-                BASE_ARCHIVE,
-                "created" if old is None else "replaced",
-                old,
-                pack_base(new_base),
-            )
-        )
-    answers = rendered.get(ANSWERS_FILE)
-    current = worktree.read(ANSWERS_FILE)
-    if answers is not None and answers != current:
-        changes.append(_change(worktree, ANSWERS_FILE, "replaced", current, answers))
-    return changes
-
-
-def _conflict_record(
-    worktree: Worktree, records: list[ConflictRecord]
-) -> list[FileChange]:
-    current = worktree.read(CONFLICTS_FILE)
-    if records:
-        data = dump_conflicts(records)
-        if data != current:
-            action = "created" if current is None else "replaced"
-            return [_change(worktree, CONFLICTS_FILE, action, current, data)]
-    elif current is not None:
-        return [_change(worktree, CONFLICTS_FILE, "deleted", current, None)]
-    return []
-
-
-def _answers_notes(state: list[FileChange]) -> list[str]:
-    """A note when rewriting .fleece/answers.yml drops the user's comments."""
-    rewritten = next((c for c in state if c.path == ANSWERS_FILE), None)
-    if rewritten is None or rewritten.before is None:
-        return []
-    kept = set((rewritten.after or b"").decode("utf-8", "replace").splitlines())
-    dropped = [
-        line
-        for line in rewritten.before.decode("utf-8", "replace").splitlines()
-        if line not in kept and (line.lstrip().startswith("#") or " #" in line)
-    ]
-    if not dropped:
-        return []
-    count = f"{len(dropped)} line{'s' if len(dropped) > 1 else ''}"
-    return [
-        f"{ANSWERS_FILE} is rewritten by every update: your comments in it "
-        f"({count}, e.g. {dropped[0].strip()!r}) are dropped; they stay in git "
-        "history, keep such notes elsewhere"
-    ]
-
-
-def _change(
-    worktree: Worktree,
-    path: str,
-    action: str,
-    before: bytes | None,
-    after: bytes | None,
-) -> FileChange:
-    location = worktree.locate(path)
-    written = after
-    if after is not None and path != BASE_ARCHIVE:  # the archive is binary
-        written = worktree.worktree_form(path, after)
-    target = path if location.problem is not None else worktree.relative(location)
-    step = Step(target, worktree.raw(path), written, prune=location.link is None)
-    return FileChange(path, action, before, after, step)
-
-
-def _obstacles(worktree: Worktree, changes: list[FileChange]) -> list[Finding]:
-    """Every planned write that cannot be made: found before the first write."""
-    found = []
-    for change in changes:
-        location = worktree.locate(change.path)
-        if location.problem is not None:
-            found.append(_finding(change.path, "obstacle", location.problem))
-        elif location.outside:
-            found.append(_outside_finding(location))
-    return found
-
-
-def _outside_finding(location: Location) -> Finding:
-    return _finding(
-        location.path,
-        "obstacle",
-        f"{location.link} leads outside the service ({location.real}), where "
-        "update never writes (make it a folder or file of the service)",
-    )
-
-
-def _pending(plan: Plan, recorded: dict[str, Any]) -> list[Finding]:
-    """One finding for what update would change beyond the runtime's own findings."""
-    paths = [c.path for c in plan.changes if c.path != RUNTIME_MODULE]
-    if not paths:
-        return []
-    shown = ", ".join(paths[:5]) + (
-        f" and {len(paths) - 5} more" if len(paths) > 5 else ""
-    )
-    made_by = recorded.get("_fleece_version")
-    what = (
-        f"rendered by fleece {made_by}; "
-        if made_by is not None and str(made_by) != __version__
-        else ""
-    )
-    count = f"{len(paths)} file{'s' if len(paths) > 1 else ''}"
-    return [
-        _finding(
-            ANSWERS_FILE,
-            "update-pending",
-            f"{what}fleece update would change {count}: {shown} (run `fleece update`)",
-        )
-    ]

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from fleece import __version__
 from fleece.errors import BadInput
+from fleece.service.findings import Finding
 from fleece.service.git import git
 from fleece.service.interrupts import interruptible, remove_stale_scratch
 from fleece.service.journal import (
@@ -36,14 +37,8 @@ from fleece.service.journal import (
     run_journal,
     written_steps,
 )
-from fleece.service.state import (
-    FileChange,
-    Finding,
-    Options,
-    ServiceState,
-    assess,
-    service_root,
-)
+from fleece.service.plan import FileChange
+from fleece.service.state import Options, ServiceState, assess, service_root
 
 __all__ = [
     "UpdateRefused",
