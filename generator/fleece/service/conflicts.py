@@ -20,11 +20,14 @@ from fleece.errors import BadInput
 from fleece.service.layout import CONFLICTS_FILE
 
 __all__ = [
+    "OURS_LABEL",
     "OURS_MARKER",
     "ConflictRecord",
     "block_lines",
     "dump_conflicts",
+    "legacy_record",
     "parse_conflicts",
+    "theirs_marker",
 ]
 
 OURS_LABEL = "yours"

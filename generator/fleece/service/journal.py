@@ -115,7 +115,7 @@ def load_journal(root: Path) -> Journal | None:
         )
     except FileNotFoundError:
         return None
-    except (ValueError, KeyError, TypeError, AttributeError) as error:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
         raise BadInput(
             f"{path} cannot be read ({error}): it records an interrupted update; "
             "`git restore . && git clean -fd` undoes the update's writes"
