@@ -73,8 +73,8 @@ def pip_install(
     )
 
 
-def build_fleece_wheel(folder: Path) -> Path:
-    """fleece's wheel, built from this checkout into ``folder``, offline.
+def build_fleece_wheel(folder: Path, source: Path = REPO) -> Path:
+    """fleece's wheel, built from ``source`` (this checkout) into ``folder``, offline.
 
     The build backend is installed from the host wheelhouse into pip's isolated
     build environment, as it would be for a user, whatever this one holds.
@@ -82,7 +82,7 @@ def build_fleece_wheel(folder: Path) -> Path:
     command = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet"]
     command += ["--no-index", "--find-links", str(host_wheelhouse())]
     subprocess.run(
-        [*command, "--wheel-dir", str(folder), str(REPO)],
+        [*command, "--wheel-dir", str(folder), str(source)],
         check=True,
         capture_output=True,
         env=offline_environ(),

@@ -7,7 +7,7 @@ import pytest
 
 from fleece.cli import main
 
-from .scenario import FleeceCli, Run, old_tree, write_service
+from .scenario import FleeceCli, Run, legacy_tree, old_tree, write_service
 
 
 @pytest.fixture
@@ -51,3 +51,9 @@ def make_old_service(tmp_path: Path) -> Callable[..., Path]:
 def old_service(make_old_service: Callable[..., Path]) -> Path:
     """The v1 service with default answers (project demo), made by fleece 1.9.0."""
     return make_old_service(project_name="demo")
+
+
+@pytest.fixture
+def legacy_service(tmp_path: Path) -> Path:
+    """The v1 service as fleece 2.0 kept it: the pristine render in .fleece/base/."""
+    return write_service(tmp_path / "demo", legacy_tree((("project_name", "demo"),)))

@@ -3,9 +3,10 @@
 ``templates/v1`` and ``templates/v2`` are two versions of a small test template
 (not the bundled one). An "old service" is what fleece 1.9.0 wrote from v1: the
 render with a 1.9.0 runtime in ``src/fleece_runtime.py``, 1.9.0 recorded in
-``.fleece/answers.yml``, the pristine copy in ``.fleece/base/``, all committed.
-Updating it with ``--template v2`` is what a newer fleece with a newer template
-does.
+``.fleece/answers.yml``, the pristine render in ``.fleece/base.tar.gz``, all
+committed. Updating it with ``--template v2`` is what a newer fleece with a
+newer template does. A "legacy" service keeps its pristine render as plain files
+in ``.fleece/base/``, as fleece 2.0 did.
 """
 
 import difflib
@@ -16,9 +17,16 @@ from functools import cache
 from pathlib import Path
 
 from fleece import __version__
+from fleece.service.base import pristine, unpack_base, with_base
 from fleece.service.generated import render_generated
-from fleece.service.layout import ANSWERS_FILE, BASE_DIR, RUNTIME_MODULE
-from fleece.service.render import Tree, load_template, render, with_base
+from fleece.service.layout import (
+    ANSWERS_FILE,
+    BASE_ARCHIVE,
+    GENERATOR_OWNED,
+    LEGACY_BASE_DIR,
+    RUNTIME_MODULE,
+)
+from fleece.service.render import Tree, load_template, render
 
 TEMPLATES = Path(__file__).parent / "templates"
 V1 = TEMPLATES / "v1"
@@ -64,6 +72,19 @@ def read_tree(root: Path) -> Tree:
 
 @cache
 def old_tree(answers: tuple[tuple[str, str], ...]) -> Tree:
+    """The files fleece 1.9.0 wrote from v1 with ``answers``."""
+    return with_base(_old_render(answers))
+
+
+def legacy_tree(answers: tuple[tuple[str, str], ...]) -> Tree:
+    """The same service, with the pristine render as plain files (fleece 2.0)."""
+    tree = _old_render(answers)
+    base = {f"{LEGACY_BASE_DIR}/{path}": data for path, data in pristine(tree).items()}
+    return {**tree, **base}
+
+
+@cache
+def _old_render(answers: tuple[tuple[str, str], ...]) -> Tree:
     tree = render(load_template(V1), dict(answers))
     tree[RUNTIME_MODULE] = render_generated(OLD_RUNTIME_BODY, OLD_VERSION).encode()
     recorded = tree[ANSWERS_FILE].decode()
@@ -71,7 +92,7 @@ def old_tree(answers: tuple[tuple[str, str], ...]) -> Tree:
         f"_fleece_version: {__version__}", f"_fleece_version: {OLD_VERSION}"
     ).encode()
     assert f"_fleece_version: {OLD_VERSION}\n" in tree[ANSWERS_FILE].decode()
-    return with_base(tree)
+    return tree
 
 
 def write_service(root: Path, tree: Tree) -> Path:
@@ -115,13 +136,16 @@ def user_owned(tree: Tree) -> Tree:
     return {
         path: data
         for path, data in tree.items()
-        if not path.startswith(".fleece/") and path != RUNTIME_MODULE
+        if not path.startswith(".fleece/") and path not in GENERATOR_OWNED
     }
 
 
-def pristine(root: Path) -> Tree:
-    """The pristine render recorded in the service's ``.fleece/base/``."""
-    return read_tree(root / BASE_DIR)
+def recorded_base(root: Path) -> Tree:
+    """The pristine render the service records (archive, or fleece 2.0's folder)."""
+    archive = root / BASE_ARCHIVE
+    if archive.is_file():
+        return unpack_base(archive.read_bytes())
+    return read_tree(root / LEGACY_BASE_DIR)
 
 
 def assert_nothing_lost(

@@ -1,16 +1,20 @@
-"""`fleece check`: one line when current, one finding per stale or edited file."""
+"""`fleece check`: one line when current, one finding per thing update would do or refuse."""
 
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import pytest
 
 from fleece import __version__
+from fleece.service.conflicts import ConflictRecord, dump_conflicts
+from fleece.service.findings import CHECK_SCHEMA_VERSION, KINDS
 from fleece.service.generated import render_generated
 from fleece.service.layout import (
     ANSWERS_FILE,
-    BASE_DIR,
+    BASE_ARCHIVE,
+    CONFLICTS_FILE,
     RUNTIME_MODULE,
     ConfigModule,
     Settings,
@@ -18,7 +22,7 @@ from fleece.service.layout import (
 )
 from fleece.service.new import NewService, create_service
 
-from .scenario import V1, FleeceCli, edit
+from .scenario import OLD_VERSION, V1, FleeceCli, Run, edit
 
 CONFIG_BODY = 'STAGE = "dev"\nKEY_ID = "alias/demo"\n'
 
@@ -57,10 +61,15 @@ def _kinds(result_stdout: str) -> list[str]:
     return [f["kind"] for f in json.loads(result_stdout)["findings"]]
 
 
+def _check(fleece: FleeceCli, service: Path, *args: str) -> Run:
+    """`fleece check` of a service rendered from the test template v1."""
+    return fleece("check", str(service), "--template", str(V1), *args)
+
+
 def test_a_current_service_passes_with_one_line(
     current_service: Path, fleece: FleeceCli
 ) -> None:
-    result = fleece("check", str(current_service))
+    result = _check(fleece, current_service)
 
     assert result.code == 0, result.stdout
     assert result.stdout == (
@@ -71,13 +80,15 @@ def test_a_current_service_passes_with_one_line(
 def test_a_runtime_from_an_older_fleece_is_stale(
     old_service: Path, fleece: FleeceCli
 ) -> None:
-    result = fleece("check", str(old_service))
+    result = _check(fleece, old_service)
 
     assert result.code == 1
-    assert result.stdout == (
+    assert result.stdout.splitlines() == [
         "src/fleece_runtime.py: written by fleece 1.9.0, older than the installed "
-        f"fleece {__version__} (run `fleece update`)\n"
-    )
+        f"fleece {__version__} (run `fleece update`)",
+        f".fleece/answers.yml: rendered by fleece {OLD_VERSION}; fleece update would "
+        "change 1 file: .fleece/answers.yml (run `fleece update`)",
+    ]
 
 
 def test_a_runtime_from_a_newer_fleece_asks_for_a_newer_fleece(
@@ -86,7 +97,7 @@ def test_a_runtime_from_a_newer_fleece_asks_for_a_newer_fleece(
     body = "# the runtime of a future fleece\n"
     (current_service / RUNTIME_MODULE).write_text(render_generated(body, "99.0.0"))
 
-    result = fleece("check", str(current_service), "--json")
+    result = _check(fleece, current_service, "--json")
 
     assert result.code == 1
     assert _kinds(result.stdout) == ["fleece-outdated"]
@@ -99,7 +110,7 @@ def test_a_hand_edited_runtime_is_reported(
     runtime = current_service / RUNTIME_MODULE
     runtime.write_text(runtime.read_text() + "\nPATCHED = True\n")
 
-    result = fleece("check", str(current_service))
+    result = _check(fleece, current_service)
 
     assert result.code == 1
     assert result.stdout.startswith("src/fleece_runtime.py: edited by hand")
@@ -111,7 +122,7 @@ def test_a_missing_runtime_is_reported(
 ) -> None:
     (current_service / RUNTIME_MODULE).unlink()
 
-    result = fleece("check", str(current_service), "--json")
+    result = _check(fleece, current_service, "--json")
 
     assert _kinds(result.stdout) == ["runtime-missing"]
 
@@ -121,7 +132,7 @@ def test_a_missing_answers_file_is_reported(
 ) -> None:
     (current_service / ANSWERS_FILE).unlink()
 
-    result = fleece("check", str(current_service))
+    result = _check(fleece, current_service)
 
     assert result.code == 1
     assert result.stdout.startswith(".fleece/answers.yml: the answers file is missing")
@@ -130,11 +141,9 @@ def test_a_missing_answers_file_is_reported(
 def test_a_missing_pristine_base_is_reported(
     current_service: Path, fleece: FleeceCli
 ) -> None:
-    for path in sorted((current_service / BASE_DIR).rglob("*"), reverse=True):
-        path.unlink() if path.is_file() else path.rmdir()
-    (current_service / BASE_DIR).rmdir()
+    (current_service / BASE_ARCHIVE).unlink()
 
-    result = fleece("check", str(current_service), "--json")
+    result = _check(fleece, current_service, "--json")
 
     assert _kinds(result.stdout) == ["base-missing"]
 
@@ -147,8 +156,10 @@ def test_leftover_conflict_markers_are_reported_with_their_line(
         "      Timeout: 30\n",
         "<<<<<<< yours\n      Timeout: 90\n=======\n      Timeout: 60\n>>>>>>> fleece 2.1.0\n",
     )
+    record = ConflictRecord("template.yaml", "<<<<<<< yours", ">>>>>>> fleece 2.1.0")
+    (current_service / CONFLICTS_FILE).write_bytes(dump_conflicts([record]))
 
-    result = fleece("check", str(current_service))
+    result = _check(fleece, current_service)
 
     assert result.code == 1
     assert result.stdout == (
@@ -162,7 +173,7 @@ def test_a_markdown_heading_underline_is_no_conflict(
 ) -> None:
     assert "\n=======\n" in (current_service / "README.md").read_text()
 
-    assert fleece("check", str(current_service)).code == 0
+    assert _check(fleece, current_service).code == 0
 
 
 def test_a_config_module_matching_config_yml_passes(
@@ -170,7 +181,7 @@ def test_a_config_module_matching_config_yml_passes(
 ) -> None:
     _with_config_module(current_service, b"stages: {dev: {key: alias/demo}}\n")
 
-    assert fleece("check", str(current_service)).code == 0
+    assert _check(fleece, current_service).code == 0
 
 
 def test_a_config_module_from_another_config_yml_is_stale(
@@ -179,7 +190,7 @@ def test_a_config_module_from_another_config_yml_is_stale(
     _with_config_module(current_service, b"stages: {dev: {key: alias/demo}}\n")
     (current_service / "config.yml").write_bytes(b"stages: {dev: {key: alias/other}}\n")
 
-    result = fleece("check", str(current_service))
+    result = _check(fleece, current_service)
 
     assert result.code == 1
     assert result.stdout == (
@@ -194,7 +205,7 @@ def test_a_hand_edited_config_module_is_reported(
     module = _with_config_module(current_service, b"stages: {}\n")
     edit(module, "alias/demo", "alias/hacked")
 
-    result = fleece("check", str(current_service), "--json")
+    result = _check(fleece, current_service, "--json")
 
     assert _kinds(result.stdout) == ["config-edited"]
 
@@ -204,7 +215,7 @@ def test_a_listed_config_module_that_is_gone_is_reported(
 ) -> None:
     _with_config_module(current_service, b"stages: {}\n").unlink()
 
-    result = fleece("check", str(current_service), "--json")
+    result = _check(fleece, current_service, "--json")
 
     assert _kinds(result.stdout) == ["config-missing"]
 
@@ -213,19 +224,16 @@ def test_json_lists_every_finding_with_path_kind_and_message(
     old_service: Path, fleece: FleeceCli
 ) -> None:
     (old_service / ANSWERS_FILE).unlink()
-    edit(
-        old_service / "README.md", "Run `pytest`.", "<<<<<<< yours\n=======\n>>>>>>> x"
-    )
 
-    result = fleece("check", str(old_service), "--json")
+    result = _check(fleece, old_service, "--json")
 
     assert result.code == 1
     report = json.loads(result.stdout)
+    assert report["schema_version"] == CHECK_SCHEMA_VERSION
     assert report["ok"] is False
-    assert [(f["path"], f["kind"]) for f in report["findings"]] == [
-        (".fleece/answers.yml", "answers-missing"),
-        ("src/fleece_runtime.py", "runtime-stale"),
-        ("README.md", "conflict"),
+    assert [(f["path"], f["kind"], f["blocks_update"]) for f in report["findings"]] == [
+        (".fleece/answers.yml", "answers-missing", True),
+        ("src/fleece_runtime.py", "runtime-stale", False),
     ]
     assert all(f["message"] for f in report["findings"])
 
@@ -233,10 +241,14 @@ def test_json_lists_every_finding_with_path_kind_and_message(
 def test_json_of_a_current_service_is_ok_with_no_findings(
     current_service: Path, fleece: FleeceCli
 ) -> None:
-    result = fleece("check", str(current_service), "--json")
+    result = _check(fleece, current_service, "--json")
 
     assert result.code == 0
-    assert json.loads(result.stdout) == {"ok": True, "findings": []}
+    assert json.loads(result.stdout) == {
+        "schema_version": CHECK_SCHEMA_VERSION,
+        "ok": True,
+        "findings": [],
+    }
 
 
 def test_check_runs_in_the_current_directory_by_default(
@@ -244,7 +256,7 @@ def test_check_runs_in_the_current_directory_by_default(
 ) -> None:
     monkeypatch.chdir(current_service)
 
-    result = fleece("check")
+    result = fleece("check", "--template", str(V1))
 
     assert result.code == 0
     assert str(current_service) in result.stdout
@@ -272,3 +284,10 @@ def test_an_answer_the_template_retired_is_a_finding(
         (ANSWERS_FILE, "answer-retired")
     ]
     assert "fleece update --data python_runtime=..." in findings[0]["message"]
+
+
+def test_the_docs_list_every_finding_kind_and_whether_it_blocks_update() -> None:
+    docs = (Path(__file__).parents[2] / "docs/update.md").read_text()
+    rows = re.findall(r"^\| `([a-z-]+)` \| (yes|no)[^|]* \|", docs, re.M)
+
+    assert {kind: blocks == "yes" for kind, blocks in rows} == KINDS

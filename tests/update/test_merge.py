@@ -1,8 +1,10 @@
 """The pure steps of an update: the merge of one file, and the next answers."""
 
-from fleece.service.merge import Merged, first_conflict_line, merge_file
+from fleece.service.conflicts import ConflictRecord, block_lines
+from fleece.service.merge import Merged, merge_file
 from fleece.service.render import load_template
-from fleece.service.update import next_answers, unified_diff
+from fleece.service.state import next_answers
+from fleece.service.update import unified_diff
 
 from .scenario import V2
 
@@ -51,15 +53,29 @@ def test_a_binary_file_changed_on_both_sides_keeps_the_users_version() -> None:
 def test_a_conflict_block_is_found_by_its_first_line() -> None:
     text = b"a\n<<<<<<< yours\nb\n=======\nc\n>>>>>>> fleece 2\n"
 
-    assert first_conflict_line(text) == 2
+    assert block_lines(text, "<<<<<<< yours", ">>>>>>> fleece 2") == [2]
 
 
 def test_lone_markers_are_not_a_conflict() -> None:
     setext = b"Title\n=======\n\ntext\n"
-    quote = b">>>>>>> quoted\n<<<<<<<<<< arrows\n"
+    quote = b">>>>>>> fleece 2\n<<<<<<< yours\n"
 
-    assert first_conflict_line(setext) is None
-    assert first_conflict_line(quote) is None
+    assert block_lines(setext, "<<<<<<< yours", ">>>>>>> fleece 2") == []
+    assert block_lines(quote, "<<<<<<< yours", ">>>>>>> fleece 2") == []
+
+
+def test_blocks_with_other_markers_are_not_counted() -> None:
+    text = b"<<<<<<< HEAD\na\n=======\nb\n>>>>>>> feature\n"
+
+    assert block_lines(text, "<<<<<<< yours", ">>>>>>> fleece 2") == []
+
+
+def test_a_record_counts_only_the_blocks_beyond_those_the_file_had() -> None:
+    block = b"<<<<<<< yours\na\n=======\nb\n>>>>>>> fleece 2\n"
+    record = ConflictRecord("README.md", "<<<<<<< yours", ">>>>>>> fleece 2", 1)
+
+    assert record.remaining(b"example:\n" + block) == []
+    assert record.remaining(b"example:\n" + block + b"x\n" + block) == [8]
 
 
 def test_renamed_question_carries_its_answer_and_unknown_ones_are_dropped() -> None:

@@ -1,4 +1,4 @@
-"""``fleece check``: the command line of fleece.check."""
+"""``fleece check``: the command line of fleece.service.check."""
 
 import json
 from pathlib import Path
@@ -13,22 +13,32 @@ from fleece.service.check import check_service
 @click.command("check")
 @service_path
 @click.option(
+    "--template",
+    "-t",
+    default=None,
+    metavar="NAME|PATH",
+    help="Template the service was rendered from, when this fleece does not "
+    "bundle it (as for fleece update).",
+)
+@click.option(
     "--json",
     "as_json",
     is_flag=True,
-    help='Print {"ok": bool, "findings": [{"path", "kind", "message"}]} instead.',
+    help='Print {"schema_version", "ok", "findings": [{"path", "kind", "message", '
+    '"blocks_update"}]} instead.',
 )
-def command(path: Path, as_json: bool) -> int:
-    """Check that the generated files of the service in PATH (default: .) are current.
+def command(path: Path, template: str | None, as_json: bool) -> int:
+    """Check that the service in PATH (default: .) is current with this fleece.
 
     \b
-    Exit 1 with one line per finding when src/fleece_runtime.py is older than
-    this fleece or edited by hand, a fleece_config.py does not match config.yml
-    or was edited, conflict markers from `fleece update` remain, or
-    .fleece/answers.yml is missing. Exit 0 when all is current. Offline,
-    read-only: made for CI.
+    Exit 0 and one line when `fleece update` would change nothing and has
+    nothing in its way. Otherwise exit 1 and one line per finding: what update
+    would change (a stale runtime, template changes), what it would refuse on
+    (a hand-edited runtime, conflict markers, a damaged .fleece/, a downgrade),
+    and config modules that do not match config.yml. Offline and read-only:
+    made for CI. Finding kinds: docs/update.md.
     """
-    result = check_service(path)
+    result = check_service(path, template)
     if as_json:
         click.echo(json.dumps(result.as_json(), indent=2))
     elif result.ok:

@@ -7,12 +7,15 @@ from fleece.errors import FleeceError
 
 
 def git(
-    root: Path, *args: str, check: bool = True
+    root: Path, *args: str, check: bool = True, input: str | None = None
 ) -> "subprocess.CompletedProcess[str]":
-    """Run ``git ARGS`` in ``root``; with ``check``, a failure is a FleeceError."""
+    """Run ``git ARGS`` in ``root`` (``input`` on its stdin).
+
+    With ``check``, a failure is a FleeceError; without git, always.
+    """
     try:
         result = subprocess.run(
-            ["git", *args], cwd=root, capture_output=True, text=True
+            ["git", *args], cwd=root, capture_output=True, text=True, input=input
         )
     except FileNotFoundError:
         raise FleeceError("git is not installed: fleece needs it here") from None

@@ -6,8 +6,12 @@ is committed with the service::
     .fleece/answers.yml    copier's answers file: the answers to the template's
                            questions and the fleece version that rendered it
     .fleece/settings.yml   fleece settings: the config modules it rendered
-    .fleece/base/          the pristine render of the answers by that fleece
+    .fleece/base.tar.gz    the pristine render of the answers by that fleece
                            version: the common ancestor of `fleece update`'s merge
+                           (fleece 2.0 kept it as plain files in .fleece/base/)
+    .fleece/conflicts.yml  the conflict blocks the last update wrote, until resolved
+
+and, only while an update is being written, ``.fleece/update-journal.json``.
 """
 
 from dataclasses import dataclass, field
@@ -22,7 +26,10 @@ from fleece.files import atomic_write
 FLEECE_DIR = ".fleece"
 ANSWERS_FILE = f"{FLEECE_DIR}/answers.yml"
 SETTINGS_FILE = f"{FLEECE_DIR}/settings.yml"
-BASE_DIR = f"{FLEECE_DIR}/base"
+BASE_ARCHIVE = f"{FLEECE_DIR}/base.tar.gz"
+LEGACY_BASE_DIR = f"{FLEECE_DIR}/base"
+CONFLICTS_FILE = f"{FLEECE_DIR}/conflicts.yml"
+JOURNAL_FILE = f"{FLEECE_DIR}/update-journal.json"
 RUNTIME_MODULE = "src/fleece_runtime.py"
 CONFIG_MODULE = "src/fleece_config.py"
 # Files fleece owns whole: rendered with a header, replaced (never merged) by update.

@@ -14,15 +14,13 @@ version is kept and the file is reported as a conflict.
 """
 
 import subprocess
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 
 from fleece.errors import FleeceError
+from fleece.service.conflicts import OURS_LABEL
+from fleece.service.interrupts import scratch_dir
 
-__all__ = ["Merged", "first_conflict_line", "merge_file"]
-
-_OURS_LABEL = "yours"
+__all__ = ["Merged", "merge_file"]
 
 
 @dataclass(frozen=True)
@@ -53,10 +51,10 @@ def merge_file(
 def _git_merge_file(
     base: bytes, ours: bytes, theirs: bytes, theirs_label: str
 ) -> Merged:
-    with tempfile.TemporaryDirectory(prefix="fleece-merge-") as tmp:
+    with scratch_dir("merge") as tmp:
         paths = {}
         for name, data in (("ours", ours), ("base", base), ("theirs", theirs)):
-            paths[name] = Path(tmp) / name
+            paths[name] = tmp / name
             paths[name].write_bytes(data)
         try:
             result = subprocess.run(
@@ -68,7 +66,7 @@ def _git_merge_file(
                     "merge-file",
                     "--stdout",
                     "-L",
-                    _OURS_LABEL,
+                    OURS_LABEL,
                     "-L",
                     "base",
                     "-L",
@@ -87,26 +85,3 @@ def _git_merge_file(
         message = result.stderr.decode("utf-8", "replace").strip()
         raise FleeceError(f"git merge-file failed: {message}")
     return Merged(result.stdout, conflict=result.returncode > 0)
-
-
-def first_conflict_line(data: bytes) -> int | None:
-    """The 1-based line of the first complete conflict block in ``data``, or None.
-
-    A block is a ``<<<<<<<`` line, then a ``=======`` line, then a ``>>>>>>>``
-    line; a lone ``=======`` (a Markdown heading underline) is not one.
-    """
-    start: int | None = None
-    middle = False
-    for number, raw in enumerate(data.splitlines(), start=1):
-        line = raw.rstrip(b"\r")
-        if _is_marker(line, b"<"):
-            start, middle = number, False
-        elif start is not None and line == b"=" * 7:
-            middle = True
-        elif start is not None and middle and _is_marker(line, b">"):
-            return start
-    return None
-
-
-def _is_marker(line: bytes, char: bytes) -> bool:
-    return line.startswith(char * 7) and line[7:8] in (b"", b" ")

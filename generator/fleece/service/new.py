@@ -16,15 +16,9 @@ from typing import Any
 
 from fleece.errors import BadInput, FleeceError
 from fleece.files import atomic_write
+from fleece.service.base import with_base
 from fleece.service.git import git
-from fleece.service.render import (
-    Tree,
-    answers_of,
-    load_template,
-    parse_data,
-    render,
-    with_base,
-)
+from fleece.service.render import Tree, answers_of, load_template, parse_data, render
 
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
 

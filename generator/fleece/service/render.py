@@ -14,7 +14,6 @@ import keyword
 import os
 import re
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,12 +24,11 @@ from fleece import __version__
 from fleece.errors import BadInput, FleeceError
 from fleece.resources import runtime_stub_dir, templates_dir
 from fleece.service.generated import render_generated
+from fleece.service.interrupts import scratch_dir
 from fleece.service.layout import (
     ANSWERS_FILE,
-    BASE_DIR,
     CONFIG_MODULE,
     FLEECE_DIR,
-    GENERATOR_OWNED,
     RUNTIME_MODULE,
 )
 
@@ -41,6 +39,21 @@ Tree = dict[str, bytes]
 
 # Questions fleece answers itself; a user never sets them.
 _INTERNAL_QUESTIONS = frozenset({"fleece_version", "fleece_template"})
+# copier.yml key of a template folder's own version; the answers record it, and
+# `fleece update` refuses to replace a render by an older version of the template.
+TEMPLATE_VERSION_KEY = "_fleece_template_version"
+
+
+class InvalidAnswer(BadInput):
+    """An answer the template does not accept; says where the answer came from."""
+
+    def __init__(self, question: str, value: Any, reason: str, source: str) -> None:
+        shown = str(value) if str(value).isprintable() else repr(str(value))
+        super().__init__(f"{source} {question}={shown}: {reason}")
+        self.question = question
+        self.value = value
+        self.shown = shown
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -62,6 +75,8 @@ class Template:
     name: str
     path: Path
     questions: dict[str, Question] = field(default_factory=dict)
+    # The template folder's own version (copier.yml's _fleece_template_version).
+    version: str | None = None
 
 
 def available_templates() -> list[str]:
@@ -92,7 +107,13 @@ def load_template(name_or_path: str | Path) -> Template:
         for key, spec in raw.items()
         if not key.startswith("_") and key not in _INTERNAL_QUESTIONS
     }
-    return Template(name=path.name, path=path, questions=questions)
+    version = raw.get(TEMPLATE_VERSION_KEY)
+    return Template(
+        name=path.name,
+        path=path,
+        questions=questions,
+        version=None if version is None else str(version),
+    )
 
 
 def parse_data(template: Template, pairs: list[str]) -> dict[str, Any]:
@@ -109,15 +130,27 @@ def parse_data(template: Template, pairs: list[str]) -> dict[str, Any]:
                 f"--data {key}: unknown question (the {template.name} template asks: {known})"
             )
         value = _typed(question, text)
-        if text in question.retired:
-            raise BadInput(f"--data {key}={text}: {question.retired[text]}")
-        if question.choices and value not in question.choices:
-            offered = ", ".join(str(c) for c in question.choices)
-            raise BadInput(
-                f"--data {key}={text}: not offered (choose one of: {offered})"
-            )
+        reason = answer_problem(question, value)
+        if reason is not None:
+            raise InvalidAnswer(key, text, reason, "--data")
         answers[key] = value
     return answers
+
+
+def answer_problem(question: Question, value: Any) -> str | None:
+    """Why ``value`` is no answer to ``question`` (its type, choices, retirement)."""
+    if str(value) in question.retired:
+        return question.retired[str(value)]
+    if question.type == "int" and (
+        not isinstance(value, int) or isinstance(value, bool)
+    ):
+        return "expected a whole number"
+    if question.type == "bool" and not isinstance(value, bool):
+        return "expected true or false"
+    if question.choices and value not in question.choices:
+        offered = ", ".join(str(c) for c in question.choices)
+        return f"not offered (choose one of: {offered})"
+    return None
 
 
 def _typed(question: Question, text: str) -> Any:
@@ -145,17 +178,8 @@ def render(
     from copier import run_copy
     from copier.errors import CopierAnswersInterrupt, CopierError
 
-    for key, value in answers.items():
-        question = template.questions.get(key)
-        if question is not None and str(value) in question.retired:
-            reason = question.retired[str(value)]
-            raise BadInput(
-                f"{key}={value} is no longer offered: {reason} "
-                f"(change it with --data {key}=...)"
-            )
-
-    with tempfile.TemporaryDirectory(prefix="fleece-render-") as tmp:
-        out = Path(tmp) / "service"
+    with scratch_dir("render") as tmp:
+        out = tmp / "service"
         try:
             run_copy(
                 str(template.path),
@@ -176,9 +200,13 @@ def render(
         except CopierAnswersInterrupt:
             raise FleeceError("interrupted: nothing was written") from None
         except (CopierError, ValueError) as error:
-            raise BadInput(_copier_message(str(error))) from None
+            raise _copier_error(str(error), answers) from None
         tree = _read_tree(out)
     check_package_name(str(answers_of(tree).get("package_name", "")))
+    if template.version is not None:
+        tree[ANSWERS_FILE] = _with_template_version(
+            tree.get(ANSWERS_FILE, b""), template.version
+        )
     tree = {path: _format_python(path, data) for path, data in tree.items()}
     tree[RUNTIME_MODULE] = runtime_module_text().encode("utf-8")
     # The config module starts as the stub (an empty configuration) so the
@@ -207,18 +235,12 @@ def answers_of(tree: Tree) -> dict[str, Any]:
     return raw if isinstance(raw, dict) else {}
 
 
-def with_base(tree: Tree) -> Tree:
-    """``tree`` plus its own pristine copy under ``.fleece/base/``.
-
-    The copy is the common ancestor of the next ``fleece update``'s three-way
-    merge. Generator-owned files are left out: update replaces them whole.
-    """
-    base = {
-        f"{BASE_DIR}/{path}": data
-        for path, data in tree.items()
-        if path not in GENERATOR_OWNED and not path.startswith(f"{FLEECE_DIR}/")
-    }
-    return {**tree, **base}
+def _with_template_version(answers: bytes, version: str) -> bytes:
+    text = answers.decode("utf-8")
+    if text and not text.endswith("\n"):
+        text += "\n"
+    line = yaml.safe_dump({TEMPLATE_VERSION_KEY: version}, default_style=None)
+    return (text + line).encode("utf-8")
 
 
 def _read_tree(root: Path) -> Tree:
@@ -282,10 +304,12 @@ _RESERVED_PACKAGES = {
 }
 
 
-def _copier_message(text: str) -> str:
+def _copier_error(text: str, answers: dict[str, Any]) -> BadInput:
     # copier: "Validation error for question 'memory_size': must be between ..."
     one_line = re.sub(r"\s+", " ", text).strip()
     match = re.fullmatch(r"Validation error for question '(\w+)': (.*)", one_line)
+    if match and match[1] in answers:
+        return InvalidAnswer(match[1], answers[match[1]], match[2], "--data")
     if match:
-        return f"--data {match[1]}: {match[2]}"
-    return one_line
+        return BadInput(f"{match[1]}: {match[2]}")
+    return BadInput(one_line)

@@ -1,71 +1,55 @@
 """``fleece update``: re-render a service with the installed fleece, keeping edits.
 
-A service holds its own pristine render in ``.fleece/base/`` (see
-``fleece.service.layout``), so update never needs the template version that made it:
+A service holds its own pristine render (``fleece.service.base``), so update
+never needs the template version that made it:
 
-- base   = ``.fleece/base/<path>``, what fleece rendered last time;
+- base   = the pristine render of the last update, in ``.fleece/base.tar.gz``;
 - ours   = ``<path>``, the user's file;
 - theirs = the render of the recorded answers (plus ``--data``) by the
   installed fleece.
 
-User-owned files are merged three ways (``fleece.service.merge``); generator-owned ones
-(``src/fleece_runtime.py``, ``.fleece/answers.yml``) are replaced, unless the
-runtime was edited by hand. Then ``.fleece/base/`` becomes the new render.
+User-owned files are merged three ways (``fleece.service.merge``); generator-owned
+ones (``src/fleece_runtime.py``, the config stub) are replaced, unless edited by
+hand. ``.fleece/`` is written last, so it describes the old render until every
+other file is written.
 
-The flow is a straight line: check the git state -> read answers and files ->
-render -> plan every change in memory -> (``--pretend``: show the plan) -> write.
-Nothing is written before the whole plan is known.
+The flow is a straight line: finish an interrupted update if there is one ->
+check the git state -> ``assess`` (the same function as ``fleece check``: read,
+render, plan every write in memory, find every obstacle) -> ``--pretend``: show
+the plan and the refusals -> refuse, or write the plan through the journal.
 """
 
 import difflib
-from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
-
-import yaml
 
 from fleece import __version__
-from fleece.errors import BadInput, FleeceError
-from fleece.files import atomic_write
-from fleece.service.check import conflict_findings
-from fleece.service.generated import parse_generated
+from fleece.errors import BadInput
+from fleece.service.findings import Finding
 from fleece.service.git import git
-from fleece.service.layout import (
-    BASE_DIR,
-    CONFIG_MODULE,
-    FLEECE_DIR,
-    GENERATOR_OWNED,
-    load_answers,
-    load_settings,
+from fleece.service.interrupts import interruptible, remove_stale_scratch
+from fleece.service.journal import (
+    Journal,
+    Recovery,
+    finish,
+    load_journal,
+    remove_leftovers,
+    run_journal,
+    written_steps,
 )
-from fleece.service.merge import Merged, merge_file
-from fleece.service.render import (
-    Template,
-    Tree,
-    load_template,
-    parse_data,
-    render,
-    with_base,
-)
+from fleece.service.plan import FileChange
+from fleece.service.state import Options, ServiceState, assess, service_root
 
 __all__ = [
-    "FileChange",
-    "GeneratedFileEdited",
+    "UpdateRefused",
     "UpdateRequest",
     "UpdateResult",
-    "next_answers",
     "unified_diff",
     "update_service",
 ]
 
-# copier.yml key through which a template declares renamed questions, so the
-# recorded answer carries over: `_fleece_renamed_questions: {old: new}`.
-RENAMED_QUESTIONS_KEY = "_fleece_renamed_questions"
-DEFAULT_TEMPLATE = "service"
-
-
-# -- Data ---------------------------------------------------------------------
+# Refusals whose diff update shows: what --force would overwrite.
+_SHOW_DIFF = ("runtime-edited", "config-stub-edited")
 
 
 @dataclass(frozen=True)
@@ -77,16 +61,8 @@ class UpdateRequest:
     template: str | None = None
     pretend: bool = False
     force: bool = False
-
-
-@dataclass(frozen=True)
-class FileChange:
-    """One file update writes: ``before``/``after`` None mean absent."""
-
-    path: str
-    action: str  # created, updated, merged, conflict, deleted, replaced
-    before: bytes | None
-    after: bytes | None
+    allow_downgrade: bool = False
+    abort: bool = False
 
 
 @dataclass(frozen=True)
@@ -97,86 +73,64 @@ class UpdateResult:
     template: str
     from_version: str
     to_version: str
-    changes: tuple[FileChange, ...]
-    conflicts: tuple[str, ...]
+    changes: tuple[FileChange, ...] = ()
+    conflicts: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+    # What stands in the way, one line each: update refuses (--pretend: would).
+    refusals: tuple[str, ...] = ()
     written: bool = False
+    # An interrupted update this run completed or rolled back (or would).
+    recovery: Recovery | None = None
 
     def diff(self) -> str:
         """The unified diff of every change, as ``git diff`` would show it."""
         return "".join(unified_diff(c.path, c.before, c.after) for c in self.changes)
 
 
-class GeneratedFileEdited(FleeceError):
-    """A generator-owned file was edited by hand; ``diff`` is what update would undo."""
+class UpdateRefused(BadInput):
+    """Update will not run: one line per finding in its way; ``diff``: what --force would undo."""
 
-    def __init__(self, message: str, diff: str) -> None:
-        super().__init__(message)
+    def __init__(self, refusals: tuple[Finding, ...], diff: str) -> None:
+        super().__init__("\n".join(f.line() for f in refusals))
+        self.refusals = refusals
         self.diff = diff
-
-
-# -- The command --------------------------------------------------------------
 
 
 def update_service(request: UpdateRequest) -> UpdateResult:
     """Merge the installed fleece's render into the service; see the module docstring."""
-    root = request.path.absolute()
-    if not root.is_dir():
-        raise BadInput(f"{root} is not a directory")
-    if not request.pretend:
-        _require_clean_git(root)
-    if not request.pretend:
-        _require_no_leftover_conflicts(root)
-    recorded = load_answers(root)
-    template = _recorded_template(root, recorded, request.template)
-    answers, notes = next_answers(template, recorded, request.data)
-    rendered = with_base(render(template, answers))
-    changes, conflicts, merge_notes = _plan(root, rendered, request.force)
-    result = UpdateResult(
-        path=root,
-        template=template.name,
-        from_version=str(recorded.get("_fleece_version", "unknown")),
-        to_version=__version__,
-        changes=tuple(changes),
-        conflicts=tuple(conflicts),
-        notes=tuple(notes + merge_notes + _config_module_notes(root)),
-        written=not request.pretend,
-    )
-    if not request.pretend:
-        _write(root, result.changes)
-    return result
-
-
-def _require_no_leftover_conflicts(root: Path) -> None:
-    leftover = conflict_findings(root)
-    if leftover:
-        where = ", ".join(f.path for f in leftover)
-        raise BadInput(
-            f"conflict markers from an earlier update remain in {where}: "
-            "resolve them and commit, then run fleece update again"
+    with interruptible():
+        remove_stale_scratch()
+        root = service_root(request.path)
+        journal = load_journal(root)
+        if journal is not None:
+            return _finish_interrupted(root, journal, request)
+        if request.abort:
+            raise BadInput(
+                f"{root} has no interrupted update to abort (no .fleece/update-journal.json)"
+            )
+        unclean = None
+        if request.pretend:
+            unclean = _unclean_git(root)
+        else:
+            remove_leftovers(root, None)
+            _require_clean_git(root)
+        options = Options(
+            data=request.data,
+            template=request.template,
+            force=request.force,
+            allow_downgrade=request.allow_downgrade,
         )
-
-
-def next_answers(
-    template: Template, recorded: dict[str, Any], data: Iterable[str]
-) -> tuple[dict[str, Any], list[str]]:
-    """The answers to render with: recorded ones, renamed and pruned, then ``data``.
-
-    Returns the answers and one note per renamed or dropped answer.
-    """
-    answers = {k: v for k, v in recorded.items() if not str(k).startswith("_")}
-    notes: list[str] = []
-    for old, new in _renamed_questions(template).items():
-        if old in answers and new not in answers:
-            answers[new] = answers.pop(old)
-            notes.append(f"answer {old} is now called {new}")
-    for key in [k for k in answers if k not in template.questions]:
-        value = answers.pop(key)
-        notes.append(
-            f"answer {key}={value!r} dropped: the {template.name} template no longer asks it"
-        )
-    answers.update(parse_data(template, list(data)))
-    return answers, notes
+        state = assess(root, options)
+        result = _result(state, written=not request.pretend)
+        if request.pretend:
+            if unclean is not None:
+                return replace(result, refusals=(unclean, *result.refusals))
+            return result
+        if state.blockers:
+            raise UpdateRefused(state.blockers, _refusal_diff(state, result))
+        assert state.plan is not None  # only blockers stop the planning
+        run_journal(root, state.plan.journal())
+        return result
 
 
 def unified_diff(path: str, before: bytes | None, after: bytes | None) -> str:
@@ -194,213 +148,87 @@ def unified_diff(path: str, before: bytes | None, after: bytes | None) -> str:
     )
 
 
-# -- Reading the service ------------------------------------------------------
+def _result(state: ServiceState, written: bool) -> UpdateResult:
+    plan = state.plan
+    config_notes = tuple(
+        f.line()
+        for f in state.findings
+        if f.kind.startswith("config-") and not f.blocking
+    )
+    refusals = tuple(f.line() for f in state.blockers)
+    if plan is None:
+        return UpdateResult(
+            path=state.root,
+            template="",
+            from_version="unknown",
+            to_version=__version__,
+            notes=config_notes,
+            refusals=refusals,
+        )
+    return UpdateResult(
+        path=state.root,
+        template=plan.template,
+        from_version=plan.from_version,
+        to_version=plan.to_version,
+        changes=plan.changes,
+        conflicts=plan.conflicts,
+        notes=plan.notes + config_notes,
+        refusals=refusals,
+        written=written and not state.blockers,
+    )
+
+
+def _refusal_diff(state: ServiceState, result: UpdateResult) -> str:
+    shown = {f.path for f in state.blockers if f.kind in _SHOW_DIFF}
+    return "".join(
+        unified_diff(c.path, c.before, c.after)
+        for c in result.changes
+        if c.path in shown
+    )
+
+
+def _finish_interrupted(
+    root: Path, journal: Journal, request: UpdateRequest
+) -> UpdateResult:
+    """Complete (or, with --abort, roll back) the update a kill interrupted."""
+    if request.pretend:
+        written = written_steps(root, journal)
+        recovery = Recovery(journal, written, completed=not request.abort)
+    else:
+        recovery = finish(root, journal, abort=request.abort)
+    return UpdateResult(
+        path=root,
+        template="",
+        from_version=journal.from_version,
+        to_version=journal.to_version,
+        written=not request.pretend,
+        recovery=recovery,
+    )
 
 
 def _require_clean_git(root: Path) -> None:
+    unclean = _unclean_git(root)
+    if unclean is not None:
+        raise BadInput(unclean)
+
+
+def _unclean_git(root: Path) -> str | None:
+    """Why the git state of ``root`` does not allow an update; None if it does."""
     inside = git(root, "rev-parse", "--is-inside-work-tree", check=False)
     if inside.returncode != 0 or inside.stdout.strip() != "true":
-        raise BadInput(
+        return (
             f"{root} is not a git repository: fleece update merges into your files, "
             "so commit them first to review and undo it (git init && git add -A && git commit)"
         )
     status = git(root, "status", "--porcelain", "--untracked-files=all", "--", ".")
     if status.stdout.strip():
         first = status.stdout.splitlines()[0][3:]
-        raise BadInput(
+        return (
             f"{root} has uncommitted changes (e.g. {first}): commit or stash them "
             "first, so the update can be reviewed and undone with git"
         )
-
-
-def _recorded_template(
-    root: Path, recorded: dict[str, Any], requested: str | None
-) -> Template:
-    if requested is not None:
-        return load_template(requested)
-    name = str(recorded.get("_fleece_template") or DEFAULT_TEMPLATE)
-    try:
-        return load_template(name)
-    except BadInput:
-        raise BadInput(
-            f"{root} was rendered from the template {name!r}, which this fleece "
-            "does not bundle: pass --template NAME or --template PATH"
-        ) from None
-
-
-def _renamed_questions(template: Template) -> dict[str, str]:
-    raw = yaml.safe_load((template.path / "copier.yml").read_text(encoding="utf-8"))
-    renames = (raw or {}).get(RENAMED_QUESTIONS_KEY) or {}
-    if not isinstance(renames, dict):
-        raise FleeceError(
-            f"{template.path}/copier.yml: {RENAMED_QUESTIONS_KEY} must map old names to new"
-        )
-    return {str(old): str(new) for old, new in renames.items()}
-
-
-def _read_tree(root: Path) -> Tree:
-    return {
-        p.relative_to(root).as_posix(): p.read_bytes()
-        for p in sorted(root.rglob("*"))
-        if p.is_file()
-    }
-
-
-def _read(path: Path) -> bytes | None:
-    return path.read_bytes() if path.is_file() else None
-
-
-# -- Deciding (in memory) -----------------------------------------------------
-
-
-def _plan(
-    root: Path, rendered: Tree, force: bool
-) -> tuple[list[FileChange], list[str], list[str]]:
-    """Every change, the conflicted paths and notes; nothing is written."""
-    base_dir = root / BASE_DIR
-    if not base_dir.is_dir():
-        raise BadInput(
-            f"{base_dir} is missing: it holds the pristine render update merges "
-            "against; restore it from git history (git checkout <commit> -- .fleece/base)"
-        )
-    base = _read_tree(base_dir)
-    prefix = f"{BASE_DIR}/"
-    new_base = {
-        p[len(prefix) :]: d for p, d in rendered.items() if p.startswith(prefix)
-    }
-
-    changes, conflicts, notes = _merge_user_files(root, base, new_base)
-    for path, data in rendered.items():
-        if path in new_base or path.startswith(prefix):
-            continue
-        change = _replace_generated(root, path, data, force, notes)
-        if change is not None:
-            changes.append(change)
-    changes += _refresh_base(base, new_base)
-    return changes, conflicts, notes
-
-
-def _merge_user_files(
-    root: Path, base: Tree, new: Tree
-) -> tuple[list[FileChange], list[str], list[str]]:
-    changes: list[FileChange] = []
-    conflicts: list[str] = []
-    notes: list[str] = []
-    label = f"fleece {__version__}"
-    for path in sorted(base.keys() | new.keys()):
-        before, theirs, ours = base.get(path), new.get(path), _read(root / path)
-        if theirs is None:
-            if ours is not None and ours == before:
-                changes.append(FileChange(path, "deleted", ours, None))
-            elif ours is not None:
-                notes.append(
-                    f"kept {path}: the template dropped it, but you changed it"
-                )
-        elif ours is None:
-            if before is None:
-                changes.append(FileChange(path, "created", None, theirs))
-            elif theirs != before:
-                notes.append(
-                    f"left {path} deleted: you deleted it, the template changed it"
-                )
-        else:
-            merged = merge_file(before, ours, theirs, label)
-            if merged.conflict:
-                conflicts.append(path)
-            if merged.data != ours:
-                changes.append(
-                    FileChange(path, _action(merged, theirs), ours, merged.data)
-                )
-    return changes, conflicts, notes
-
-
-def _action(merged: Merged, theirs: bytes) -> str:
-    if merged.conflict:
-        return "conflict"
-    return "updated" if merged.data == theirs else "merged"
-
-
-def _replace_generated(
-    root: Path, path: str, data: bytes, force: bool, notes: list[str]
-) -> FileChange | None:
-    current = _read(root / path)
-    if current == data:
-        return None
-    if (
-        path == CONFIG_MODULE
-        and current is not None
-        and _rendered_config(root, current)
-    ):
-        return None  # a stage's rendered config: `fleece config` owns it
-    if current is not None and path in GENERATOR_OWNED and _hand_edited(current):
-        diff = unified_diff(path, current, data)
-        if not force:
-            raise GeneratedFileEdited(
-                f"{path} was edited by hand (its body no longer matches the sha256 "
-                "in its header); the diff above is what update would undo: move "
-                "your changes elsewhere, or pass --force to overwrite them",
-                diff,
-            )
-        notes.append(f"overwrote your edits to {path} (--force)")
-    return FileChange(path, "created" if current is None else "replaced", current, data)
-
-
-def _rendered_config(root: Path, data: bytes) -> bool:
-    if CONFIG_MODULE in {m.path for m in load_settings(root).config_modules}:
-        return True
-    generated = parse_generated(data.decode("utf-8", "replace"))
-    return generated is not None and "stage" in generated.fields
-
-
-def _hand_edited(data: bytes) -> bool:
-    generated = parse_generated(data.decode("utf-8", "replace"))
-    return generated is None or generated.edited
-
-
-def _refresh_base(base: Tree, new: Tree) -> list[FileChange]:
-    changes = []
-    for path in sorted(base.keys() | new.keys()):
-        before, after = base.get(path), new.get(path)
-        if before != after:
-            action = "deleted" if after is None else "replaced"
-            changes.append(FileChange(f"{BASE_DIR}/{path}", action, before, after))
-    return changes
-
-
-def _config_module_notes(root: Path) -> list[str]:
-    notes = []
-    for module in load_settings(root).config_modules:
-        data = _read(root / module.path)
-        if data is not None and _hand_edited(data):
-            notes.append(
-                f"{module.path} was edited by hand and is left as it is: re-render it "
-                f"with `fleece config render {module.stage} --python --output {module.path}`"
-            )
-    return notes
+    return None
 
 
 def _lines(data: bytes | None) -> list[str]:
     return [] if data is None else data.decode("utf-8", "replace").splitlines(True)
-
-
-# -- Writing ------------------------------------------------------------------
-
-
-def _write(root: Path, changes: Iterable[FileChange]) -> None:
-    # The user's files first, fleece's own last: if an update is interrupted,
-    # .fleece/ still describes the old render and `git restore .` undoes it.
-    ordered = sorted(changes, key=lambda c: c.path.startswith(f"{FLEECE_DIR}/"))
-    for change in ordered:
-        target = root / change.path
-        if change.after is None:
-            target.unlink(missing_ok=True)
-            _remove_empty_parents(target.parent, root)
-        else:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write(target, change.after)
-
-
-def _remove_empty_parents(folder: Path, root: Path) -> None:
-    while folder != root and folder.is_dir() and not any(folder.iterdir()):
-        folder.rmdir()
-        folder = folder.parent
