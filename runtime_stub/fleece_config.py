@@ -175,14 +175,15 @@ def _decrypt(budget: float) -> dict[str, Any]:
         # No stage was rendered into this file yet: the service has no
         # configuration, and a fresh service still runs.
         return {}
-    import base64
     import time
+
+    deadline = time.monotonic() + budget  # importing boto3 counts too
+    import base64
 
     import boto3
     from botocore.config import Config
     from botocore.exceptions import BotoCoreError, ClientError
 
-    deadline = time.monotonic() + budget
     count = len(ENCRYPTED_CONFIG)
     kms = boto3.client(
         "kms",
