@@ -18,7 +18,8 @@ One command, ``python bench/config/run.py [--runs N]``, prints two tables:
   deadlines, next to fleece 1.x's module, which has no timeout of its own
   (stopped after ``--cap`` seconds).
 
-Not part of the test suite.
+Not part of the test suite; run it with the development environment
+(``.ci/venv/bin/python``), which has fleece and the tests' helpers.
 """
 
 import argparse
@@ -26,16 +27,18 @@ import base64
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
+sys.path[:0] = [str(REPO / "generator"), str(REPO)]
+
+from tests.config.conftest import SilentServer  # noqa: E402  (the tests' own)
+
 WORK = REPO / "bench" / ".work" / "config"
 POWERTOOLS = REPO / "bench" / ".venvs" / "powertools"
 BOOTSTRAP = "import importlib, json, logging, os, sys, time, traceback"
@@ -98,7 +101,7 @@ def main() -> None:
         print(f"{'Powertools parameters':40} skipped: {powertools}")
     print()
     print("First load_config() against a KMS that never answers")
-    with _SilentKms() as endpoint:
+    with SilentServer() as kms:
         for label, folder, call in [
             ("fleece_config, timeout=1", folders["big"], "load_config(timeout=1)"),
             ("fleece_config, default (5 s)", folders["big"], "load_config()"),
@@ -109,13 +112,12 @@ def main() -> None:
             ),
             ("fleece 1.x fleece_config", folders["original"], "load_config()"),
         ]:
-            took, outcome = _first_load(folder, call, endpoint, args.cap)
+            took, outcome = _first_load(folder, call, kms.url, args.cap)
             print(f"{label:40} {took:6.2f} s  {outcome}")
 
 
 def _modules() -> dict[str, Path]:
     """Folders holding each module, compiled."""
-    sys.path.insert(0, str(REPO / "generator"))
     from fleece.config.module import EncryptedPayload, render_python_module
 
     shutil.rmtree(WORK, ignore_errors=True)
@@ -235,35 +237,6 @@ def _first_load(
         return time.monotonic() - start, f"still waiting: stopped after {cap:.0f} s"
     took, outcome = json.loads(result.stdout)
     return float(took), str(outcome)
-
-
-class _SilentKms:
-    """A TCP server on 127.0.0.1 that accepts connections and never answers."""
-
-    def __init__(self) -> None:
-        self._socket = socket.create_server(("127.0.0.1", 0))
-        self._socket.settimeout(0.1)
-        self._held: list[socket.socket] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._accept, daemon=True)
-
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self._held.append(self._socket.accept()[0])
-            except TimeoutError:
-                continue
-
-    def __enter__(self) -> str:
-        self._thread.start()
-        return f"http://127.0.0.1:{self._socket.getsockname()[1]}"
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        for connection in self._held:
-            connection.close()
-        self._socket.close()
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ import io
 import json
 import os
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -287,3 +288,33 @@ def sha256_of(path: Path) -> str:
     import hashlib
 
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+LOAD = "import fleece_config; fleece_config.load_config()"
+LOAD_JSON = "import json, fleece_config; print(json.dumps(fleece_config.load_config()))"
+
+
+def python_in(folder: Path, code: str, endpoint: str | None = None) -> Any:
+    """Run ``code`` in a fresh interpreter in ``folder``; its stdout as JSON."""
+    result = failing_python_in(folder, code, endpoint, expect_success=True)
+    return json.loads(result.stdout)
+
+
+def failing_python_in(
+    folder: Path, code: str, endpoint: str | None = None, expect_success: bool = False
+) -> "subprocess.CompletedProcess[str]":
+    """Run ``code`` in a fresh interpreter in ``folder``, which must fail
+    (or succeed, with ``expect_success``)."""
+    env = dict(os.environ)
+    if endpoint:
+        env["AWS_ENDPOINT_URL"] = endpoint
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (result.returncode == 0) == expect_success, result.stderr
+    return result

@@ -141,23 +141,7 @@ def test_invalid_text_can_be_reopened_with_the_users_changes(
 def test_ctrl_c_at_the_prompt_removes_the_plaintext(
     imported: Path, editor: Path, tmp_path: Path
 ) -> None:
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "fleece",
-            "config",
-            "edit",
-            "--editor",
-            f"{sys.executable} {editor} invalid",
-        ],
-        cwd=imported,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "TMPDIR": str(tmp_path / "temp")},
-    )
+    process = start_edit(imported, editor, "invalid", tmp_path, stdin=subprocess.PIPE)
     deadline = time.monotonic() + 60
     while not seen_files(tmp_path) and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -291,7 +275,12 @@ def test_resume_only_takes_a_private_file_fleece_kept(
 
 
 def start_edit(
-    service: Path, editor: Path, mode: str, tmp_path: Path, **env: str
+    service: Path,
+    editor: Path,
+    mode: str,
+    tmp_path: Path,
+    stdin: int = subprocess.DEVNULL,
+    **env: str,
 ) -> subprocess.Popen[str]:
     """`fleece config edit` in its own process group, its editor in ``mode``."""
     return subprocess.Popen(
@@ -305,7 +294,7 @@ def start_edit(
             f"{sys.executable} {editor} {mode}",
         ],
         cwd=service,
-        stdin=subprocess.DEVNULL,
+        stdin=stdin,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

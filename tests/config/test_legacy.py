@@ -7,15 +7,22 @@ written by ruamel's round-trip dumper (plain style, no ``format:`` line).
 
 import base64
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import boto3
 import pytest
 import yaml
 
-from tests.config.conftest import CountingProxy, Keys, run, sha256_of
+from tests.config.conftest import (
+    LOAD,
+    LOAD_JSON,
+    CountingProxy,
+    Keys,
+    failing_python_in,
+    python_in,
+    run,
+    sha256_of,
+)
 
 VALUES = {
     "prod": {
@@ -103,20 +110,9 @@ def test_a_1x_config_renders(legacy: Path, stage: str) -> None:
 
 def test_a_1x_config_renders_a_module_that_decrypts_bound(legacy: Path) -> None:
     result = run("config", "render", "prod", "--python", "--output", "fleece_config.py")
-    loaded = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import json, fleece_config; print(json.dumps(fleece_config.load_config()))",
-        ],
-        cwd=legacy,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
     assert result.exit_code == 0, result.stderr
-    assert json.loads(loaded.stdout) == VALUES["prod"]
+    assert python_in(legacy, LOAD_JSON) == VALUES["prod"]
 
 
 def test_migrate_binds_every_secret_to_its_stage_and_path(legacy: Path) -> None:
@@ -226,15 +222,7 @@ def test_the_generated_module_never_accepts_an_unbound_ciphertext(
     block = f'ENCRYPTED_CONFIG: tuple[str, ...] = ("{downgraded}",)\n'
     module.write_text(text[:start] + block + text[end:])
 
-    result = subprocess.run(
-        [sys.executable, "-c", "import fleece_config; fleece_config.load_config()"],
-        cwd=imported,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = failing_python_in(imported, LOAD)
 
-    assert result.returncode != 0
-    assert (
-        "ConfigError" in result.stderr and "InvalidCiphertextException" in result.stderr
-    )
+    assert "ConfigError" in result.stderr
+    assert "InvalidCiphertextException" in result.stderr

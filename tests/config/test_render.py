@@ -4,13 +4,11 @@ import base64
 import hashlib
 import json
 import math
-import os
 import random
 import subprocess
 import sys
 import zlib
 from pathlib import Path
-from typing import Any
 
 import boto3
 import pytest
@@ -18,7 +16,17 @@ import yaml
 
 from fleece.service.generated import parse_generated
 from fleece.service.layout import load_settings
-from tests.config.conftest import OPEN_CONFIG, CountingProxy, Keys, run, sha256_of
+from tests.config.conftest import (
+    LOAD,
+    LOAD_JSON,
+    OPEN_CONFIG,
+    CountingProxy,
+    Keys,
+    failing_python_in,
+    python_in,
+    run,
+    sha256_of,
+)
 
 PROD = {
     "foo": "bar",
@@ -31,23 +39,6 @@ PROD = {
         "a_list": [{"username1": "bob-prod", "password1": "bob-prod-pw"}, 42],
     },
 }
-
-
-def python_in(folder: Path, code: str, endpoint: str | None = None) -> Any:
-    """Run ``code`` in a fresh interpreter in ``folder``; its stdout as JSON."""
-    env = dict(os.environ)
-    if endpoint:
-        env["AWS_ENDPOINT_URL"] = endpoint
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=folder,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
 
 
 def test_render_prints_yaml_by_default(imported: Path) -> None:
@@ -120,7 +111,7 @@ def test_the_module_decrypts_in_a_fresh_process_with_one_call_per_chunk(
     with CountingProxy(aws) as proxy:
         loaded = python_in(
             imported / "src",
-            "import json, fleece_config; print(json.dumps(fleece_config.load_config()))",
+            LOAD_JSON,
             proxy.url,
         )
     assert loaded == PROD
@@ -190,14 +181,7 @@ def test_a_tampered_module_fails_naming_its_stage_and_key(
     module = imported / "fleece_config.py"
     text = module.read_text().replace('STAGE = "prod"', 'STAGE = "dev"')
     module.write_text(text)
-    result = subprocess.run(
-        [sys.executable, "-c", "import fleece_config; fleece_config.load_config()"],
-        cwd=imported,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode != 0
+    result = failing_python_in(imported, LOAD)
     last = result.stderr.strip().splitlines()[-1]
     assert last == (
         "fleece_config.ConfigError: fleece_config: cannot decrypt the configuration "
@@ -257,7 +241,7 @@ def test_output_records_the_module_and_import_rerenders_it(imported: Path) -> No
     assert header is not None
     digest = hashlib.sha256((imported / "config.yml").read_bytes()).hexdigest()
     assert header.fields["config-sha256"] == digest
-    code = "import json, fleece_config; print(json.dumps(fleece_config.load_config()))"
+    code = LOAD_JSON
     assert python_in(imported / "src", code)["foo"] == "baz"
 
 
@@ -362,7 +346,7 @@ def test_forget_returns_the_service_module_to_the_stub_and_unlists_it(
     )
     assert load_settings(imported).config_modules == []
     assert not (imported / "other_config.py").exists()
-    code = "import json, fleece_config; print(json.dumps(fleece_config.load_config()))"
+    code = LOAD_JSON
     assert python_in(imported / "src", code) == {}
     assert reimported.exit_code == 0, reimported.stderr
 
