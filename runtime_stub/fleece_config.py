@@ -10,10 +10,11 @@ when config.yml changes; do not edit it by hand. Read the configuration with::
         config = load_config(context)  # decrypted on the first call, then cached
         ...
 
-Nothing is decrypted, and nothing beyond the standard library's ``threading``
-is imported, when this module is imported. The first ``load_config()`` (or the
-first use of ``CONFIG``) decrypts every chunk of the payload at once, so a cold
-start waits for one KMS round trip, then checks the payload's digest.
+Nothing is decrypted when this module is imported, and nothing is imported
+but ``threading`` (which Lambda's bootstrap has loaded) and ``__future__``. The
+first ``load_config()`` (or the first use of ``CONFIG``) decrypts every chunk
+of the payload at once, so a cold start waits for one KMS round trip, then
+checks the payload's digest.
 
 That first call gives up with ``ConfigError`` after ``timeout`` seconds
 (default: ``$FLEECE_CONFIG_TIMEOUT``, else 5), or half a second before the
