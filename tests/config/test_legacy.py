@@ -226,3 +226,16 @@ def test_the_generated_module_never_accepts_an_unbound_ciphertext(
 
     assert "ConfigError" in result.stderr
     assert "InvalidCiphertextException" in result.stderr
+
+
+def test_a_config_yml_that_lost_its_format_line_still_reads_its_bound_secrets(
+    imported: Path,
+) -> None:
+    config = imported / "config.yml"
+    config.write_text(config.read_text().replace("format: 2", "# format: 2"))
+
+    result = run("config", "render", "prod", "--json")
+
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["password"] == "prod-password"
+    assert result.stderr == LEGACY_NOTE  # said, and `migrate` puts the line back

@@ -67,25 +67,46 @@ def decrypt_secrets(secrets: Sequence[StageSecret], bound: bool = True) -> list[
     """The plaintext of each secret's ciphertext, in order.
 
     ``bound`` False reads fleece 1.x's ciphertexts, made without an encryption
-    context. Either way KMS must find the ciphertext made with the stage's own
-    key, and a bound one at its own place.
+    context; a bound one is accepted there too (a fleece 2 config.yml from
+    before its ``format:`` line), which only ever asks more of a ciphertext.
+    Either way KMS must find the ciphertext made with the stage's own key, and
+    a bound one at its own place.
     """
 
     def decrypt(item: StageSecret) -> str:
         secret, stage = item
         assert secret.ciphertext is not None
-        request: dict[str, Any] = {
-            "KeyId": stage.key_id,
-            "CiphertextBlob": base64.b64decode(secret.ciphertext),
-        }
+        where = f"could not decrypt {secret.path} {_with(stage)}"
+        blob = base64.b64decode(secret.ciphertext)
+        context = secret_context(secret)
         if bound:
-            request["EncryptionContext"] = secret_context(secret)
-        response = _call(
-            stage,
-            f"could not decrypt {secret.path} {_with(stage)}",
-            lambda kms: kms.decrypt(**request),
-            refused=_moved if bound else _not_legacy,
-        )
+            response = _call(
+                stage,
+                where,
+                lambda kms: kms.decrypt(
+                    KeyId=stage.key_id, CiphertextBlob=blob, EncryptionContext=context
+                ),
+                refused=_moved,
+            )
+        else:
+            try:
+                response = _call(
+                    stage,
+                    where,
+                    lambda kms: kms.decrypt(KeyId=stage.key_id, CiphertextBlob=blob),
+                    refused=_Refused,
+                )
+            except _Refused:
+                response = _call(
+                    stage,
+                    where,
+                    lambda kms: kms.decrypt(
+                        KeyId=stage.key_id,
+                        CiphertextBlob=blob,
+                        EncryptionContext=context,
+                    ),
+                    refused=_not_legacy,
+                )
         plaintext: bytes = response["Plaintext"]
         return plaintext.decode("utf-8")
 
@@ -181,11 +202,17 @@ def _moved(where: str, code: str) -> FleeceError:
     )
 
 
+class _Refused(FleeceError):
+    def __init__(self, where: str, code: str) -> None:
+        super().__init__(f"{where}: KMS refused ({code})")
+
+
 def _not_legacy(where: str, code: str) -> FleeceError:
     return FleeceError(
         f"{where}: KMS refused ({code}); config.yml has no `format: 2` line, so "
         "it is read as fleece 1.x's (ciphertexts without encryption context), "
-        "and this ciphertext is not one made with that key"
+        "and this ciphertext is neither one made with that key nor bound to "
+        "this place"
     )
 
 
