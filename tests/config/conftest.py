@@ -1,8 +1,12 @@
 """A service folder with two stages, their KMS keys in moto, and the CLI in-process."""
 
 import io
+import json
 import os
+import socket
+import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -151,10 +155,14 @@ class CountingProxy:
     ``calls`` lists the ``X-Amz-Target`` of every request (``TrentService.Decrypt``
     for KMS Decrypt); ``most_in_flight`` is the largest number of requests it
     held at once. Each request is held ``delay`` seconds, like a network.
+
+    Once ``failing`` names an AWS error code (set it, or POST the code to
+    ``/fleece-test/fail`` from another process), every call (or only those
+    with the ``X-Amz-Target`` in ``failing_target``) is answered with that
+    error instead: credentials that expire in the middle of a command.
     """
 
     def __init__(self, upstream: str, delay: float = 0.0) -> None:
-        import threading
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
         import requests
@@ -162,12 +170,23 @@ class CountingProxy:
         proxy = self
         self.calls: list[str] = []
         self.most_in_flight = 0
+        self.failing: str | None = None
+        self.failing_target: str | None = None
         self._in_flight = 0
         self._lock = threading.Lock()
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if self.path == "/fleece-test/fail":
+                    proxy.failing = body.decode()
+                    self._answer(200, b"{}")
+                    return
+                target = self.headers.get("X-Amz-Target")
+                if proxy.failing is not None and proxy.failing_target in (None, target):
+                    error = {"__type": proxy.failing, "message": "refused by the test"}
+                    self._answer(400, json.dumps(error).encode())
+                    return
                 with proxy._lock:
                     proxy.calls.append(self.headers.get("X-Amz-Target", self.path))
                     proxy._in_flight += 1
@@ -191,6 +210,13 @@ class CountingProxy:
                 self.end_headers()
                 self.wfile.write(answer.content)
 
+            def _answer(self, status: int, body: bytes) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/x-amz-json-1.1")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
@@ -210,3 +236,85 @@ class CountingProxy:
     def count(self, target: str) -> int:
         """How many requests had this ``X-Amz-Target``."""
         return self.calls.count(target)
+
+
+class SilentServer:
+    """A TCP server on 127.0.0.1 that accepts every connection and never
+    answers: a KMS endpoint that hangs."""
+
+    def __init__(self) -> None:
+        self._socket = socket.create_server(("127.0.0.1", 0))
+        self._socket.settimeout(0.1)
+        self._held: list[socket.socket] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self.url = f"http://127.0.0.1:{self._socket.getsockname()[1]}"
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                connection, _ = self._socket.accept()
+            except TimeoutError:
+                continue
+            self._held.append(connection)
+
+    def __enter__(self) -> "SilentServer":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        for connection in self._held:
+            connection.close()
+        self._socket.close()
+
+    @property
+    def connections(self) -> int:
+        """How many connections it accepted."""
+        return len(self._held)
+
+
+@pytest.fixture
+def kms_proxy(aws: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[CountingProxy]:
+    """AWS reached through a CountingProxy (which can start failing)."""
+    with CountingProxy(aws) as proxy:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
+        yield proxy
+
+
+def sha256_of(path: Path) -> str:
+    """The sha256 of a file's bytes."""
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+LOAD = "import fleece_config; fleece_config.load_config()"
+LOAD_JSON = "import json, fleece_config; print(json.dumps(fleece_config.load_config()))"
+
+
+def python_in(folder: Path, code: str, endpoint: str | None = None) -> Any:
+    """Run ``code`` in a fresh interpreter in ``folder``; its stdout as JSON."""
+    result = failing_python_in(folder, code, endpoint, expect_success=True)
+    return json.loads(result.stdout)
+
+
+def failing_python_in(
+    folder: Path, code: str, endpoint: str | None = None, expect_success: bool = False
+) -> "subprocess.CompletedProcess[str]":
+    """Run ``code`` in a fresh interpreter in ``folder``, which must fail
+    (or succeed, with ``expect_success``)."""
+    env = dict(os.environ)
+    if endpoint:
+        env["AWS_ENDPOINT_URL"] = endpoint
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (result.returncode == 0) == expect_success, result.stderr
+    return result

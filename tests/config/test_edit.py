@@ -1,4 +1,5 @@
-"""`fleece config edit` with scripted editors: the plaintext never outlives it."""
+"""`fleece config edit` with scripted editors: the plaintext never outlives it,
+except where the user's work would be lost: then it is kept, private."""
 
 import os
 import signal
@@ -10,7 +11,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.config.conftest import OPEN_CONFIG, run
+from tests.config.conftest import (
+    OPEN_CONFIG,
+    CountingProxy,
+    run,
+    sha256_of,
+)
 
 EDITOR = """\
 import os, pathlib, sys
@@ -30,7 +36,16 @@ elif mode == "invalid-then-fix":
         path.write_text(text.replace("foo: :encrypt:typed-secret", "foo: fixed"))
     else:
         path.write_text(text.replace("foo: bar", "foo: :encrypt:typed-secret"))
+elif mode == "change-then-expire":  # the SSO session ends while the user types
+    import urllib.request
+    path.write_text(text.replace("foo: bar", "foo: edited"))
+    urllib.request.urlopen(os.environ["FAIL_URL"], b"ExpiredTokenException").read()
+elif mode == "sleep":
+    import time
+    time.sleep(120)
 """
+
+SECRETS = ("prod-password", "dev-password", "bob-prod-pw", "bob-dev-pw")
 
 
 @pytest.fixture
@@ -126,23 +141,7 @@ def test_invalid_text_can_be_reopened_with_the_users_changes(
 def test_ctrl_c_at_the_prompt_removes_the_plaintext(
     imported: Path, editor: Path, tmp_path: Path
 ) -> None:
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "fleece",
-            "config",
-            "edit",
-            "--editor",
-            f"{sys.executable} {editor} invalid",
-        ],
-        cwd=imported,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "TMPDIR": str(tmp_path / "temp")},
-    )
+    process = start_edit(imported, editor, "invalid", tmp_path, stdin=subprocess.PIPE)
     deadline = time.monotonic() + 60
     while not seen_files(tmp_path) and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -177,7 +176,7 @@ def test_edit_without_config_yml_starts_from_a_skeleton(
     assert yaml.safe_load(run("config", "export").stdout) == yaml.safe_load(OPEN_CONFIG)
 
 
-def test_invalid_text_with_no_answer_on_stdin_is_abandoned_with_exit_2(
+def test_invalid_text_with_no_answer_on_stdin_is_kept_with_exit_2(
     imported: Path, editor: Path, tmp_path: Path
 ) -> None:
     before = (imported / "config.yml").read_bytes()
@@ -187,6 +186,194 @@ def test_invalid_text_with_no_answer_on_stdin_is_abandoned_with_exit_2(
     )
 
     assert result.exit_code == 2
-    assert "edit abandoned" in result.stderr
+    [kept] = kept_files(tmp_path)
+    assert "foo: :encrypt:typed-secret" in kept.read_text()
+    assert f"fleece config edit --resume {kept}" in result.stderr
+    assert "typed-secret" not in result.stderr
     assert (imported / "config.yml").read_bytes() == before
+
+
+def kept_files(tmp_path: Path) -> list[Path]:
+    """The files of the edit folders left in the temp folder."""
+    return [file for folder in leftovers(tmp_path) for file in folder.iterdir()]
+
+
+def test_edits_survive_credentials_that_expire_while_the_editor_runs(
+    imported: Path,
+    editor: Path,
+    tmp_path: Path,
+    kms_proxy: CountingProxy,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("FAIL_URL", f"{kms_proxy.url}/fleece-test/fail")
+    before = sha256_of(imported / "config.yml")
+    command = f"{sys.executable} {editor} change-then-expire"
+
+    result = run("config", "edit", "--editor", command)
+
+    assert result.exit_code == 1
+    assert "ExpiredTokenException" in result.stderr
+    assert result.stderr.count("\n") == 1
+    [kept] = kept_files(tmp_path)
+    assert oct(kept.stat().st_mode & 0o777) == "0o600"
+    assert oct(kept.parent.stat().st_mode & 0o777) == "0o700"
+    assert "foo: edited" in kept.read_text()
+    assert f"resume it with `fleece config edit --resume {kept}`" in result.stderr
+    assert f"rm -r {kept.parent}" in result.stderr
+    assert not any(secret in result.stderr for secret in SECRETS)
+    assert sha256_of(imported / "config.yml") == before
+
+
+def test_a_kept_edit_resumes_once_aws_answers_again(
+    imported: Path,
+    editor: Path,
+    tmp_path: Path,
+    kms_proxy: CountingProxy,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("FAIL_URL", f"{kms_proxy.url}/fleece-test/fail")
+    run("config", "edit", "--editor", f"{sys.executable} {editor} change-then-expire")
+    [kept] = kept_files(tmp_path)
+    kms_proxy.failing = None
+
+    result = run("config", "edit", "--resume", str(kept), "--editor", "true")
+
+    assert result.exit_code == 0, result.stderr
+    assert yaml.safe_load(run("config", "export").stdout)["config"]["foo"] == "edited"
     assert leftovers(tmp_path) == []
+
+
+def test_a_kept_edit_survives_a_failing_resume(
+    imported: Path,
+    editor: Path,
+    tmp_path: Path,
+    kms_proxy: CountingProxy,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("FAIL_URL", f"{kms_proxy.url}/fleece-test/fail")
+    run("config", "edit", "--editor", f"{sys.executable} {editor} change-then-expire")
+    [kept] = kept_files(tmp_path)
+
+    result = run("config", "edit", "--resume", str(kept), "--editor", "true")
+
+    assert result.exit_code == 1
+    assert kept_files(tmp_path) == [kept]
+    assert "foo: edited" in kept.read_text()
+
+
+def test_resume_only_takes_a_private_file_fleece_kept(
+    imported: Path, tmp_path: Path
+) -> None:
+    stray = tmp_path / "open.yml"
+    stray.write_text(OPEN_CONFIG)
+
+    result = run("config", "edit", "--resume", str(stray), "--editor", "true")
+
+    assert result.exit_code == 2
+    assert "is not an edit fleece kept" in result.stderr
+    assert stray.exists()
+
+
+def start_edit(
+    service: Path,
+    editor: Path,
+    mode: str,
+    tmp_path: Path,
+    stdin: int = subprocess.DEVNULL,
+    **env: str,
+) -> subprocess.Popen[str]:
+    """`fleece config edit` in its own process group, its editor in ``mode``."""
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "fleece",
+            "config",
+            "edit",
+            "--editor",
+            f"{sys.executable} {editor} {mode}",
+        ],
+        cwd=service,
+        stdin=stdin,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "TMPDIR": str(tmp_path / "temp"), **env},
+        start_new_session=True,
+    )
+
+
+def wait_for_the_editor(process: subprocess.Popen[str], tmp_path: Path) -> None:
+    deadline = time.monotonic() + 60
+    while not seen_files(tmp_path) and time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()
+        time.sleep(0.05)
+    assert leftovers(tmp_path) != []
+
+
+def plaintext_anywhere(*roots: Path) -> list[Path]:
+    """Files under ``roots`` that hold a secret in plain text."""
+    return [
+        path
+        for root in roots
+        for path in root.rglob("*")
+        if path.is_file() and any(s.encode() in path.read_bytes() for s in SECRETS)
+    ]
+
+
+@pytest.mark.parametrize(
+    "signum",
+    [signal.SIGHUP, signal.SIGQUIT, signal.SIGTERM],
+    ids=["SIGHUP", "SIGQUIT", "SIGTERM"],
+)
+def test_a_signal_while_the_editor_runs_removes_the_plaintext(
+    imported: Path, editor: Path, tmp_path: Path, signum: int
+) -> None:
+    process = start_edit(imported, editor, "sleep", tmp_path)
+    wait_for_the_editor(process, tmp_path)
+
+    process.send_signal(signum)
+    process.communicate(timeout=60)
+
+    assert process.returncode == 128 + signum
+    assert leftovers(tmp_path) == []
+    assert plaintext_anywhere(tmp_path / "temp", imported) == []
+
+
+def test_ctrl_c_on_the_terminal_while_the_editor_runs_removes_the_plaintext(
+    imported: Path, editor: Path, tmp_path: Path
+) -> None:
+    process = start_edit(imported, editor, "sleep", tmp_path)
+    wait_for_the_editor(process, tmp_path)
+
+    os.killpg(process.pid, signal.SIGINT)  # the terminal signals the whole group
+    _, stderr = process.communicate(timeout=60)
+
+    assert process.returncode == 1
+    assert "the editor exited with status" in stderr
+    assert leftovers(tmp_path) == []
+    assert plaintext_anywhere(tmp_path / "temp", imported) == []
+
+
+@pytest.mark.parametrize(
+    ("signum", "status"),
+    [(signal.SIGHUP, 128 + signal.SIGHUP), (signal.SIGINT, 1)],  # click: "Aborted."
+    ids=["SIGHUP", "SIGINT"],
+)
+def test_a_signal_during_the_import_removes_the_plaintext(
+    imported: Path, editor: Path, tmp_path: Path, aws: str, signum: int, status: int
+) -> None:
+    with CountingProxy(aws, delay=2.0) as slow:
+        process = start_edit(
+            imported, editor, "change", tmp_path, AWS_ENDPOINT_URL=slow.url
+        )
+        wait_for_the_editor(process, tmp_path)
+        time.sleep(0.5)  # the editor has closed; KMS is taking its time
+        assert leftovers(tmp_path) != []
+
+        process.send_signal(signum)
+        process.communicate(timeout=60)
+
+    assert process.returncode == status
+    assert leftovers(tmp_path) == []
+    assert plaintext_anywhere(tmp_path / "temp", imported) == []

@@ -6,9 +6,10 @@ from fleece.config.formats import dump_yaml, load_text
 from fleece.config.model import (
     PerStage,
     Secret,
+    check_stage_key,
     child_path,
     parse_config,
-    resolve_stage,
+    stage_values,
     to_data,
 )
 from fleece.errors import BadInput
@@ -42,7 +43,7 @@ def test_secrets_know_their_path_and_stage_entry() -> None:
         "open",
     )
     secrets = config.secrets()
-    assert [(s.path, s.stage) for s in secrets] == [
+    assert [(s.path, s.entry) for s in secrets] == [
         ("config.db[0].pw.+prod", "prod"),
         ("config.db[0].pw.+feature-1", "/feature-.*/"),
     ]
@@ -65,8 +66,8 @@ def test_exact_stage_wins_over_patterns_then_file_order() -> None:
         "in.yml",
         "open",
     )
-    assert resolve_stage(config, "prod") == {"v": "exact"}
-    assert resolve_stage(config, "feature-1") == {"v": "any"}  # first pattern wins
+    assert stage_values(config, "prod") == {"v": "exact"}
+    assert stage_values(config, "feature-1") == {"v": "any"}  # first pattern wins
     assert config.stage_entry("feature-1").name == "/feature-.*/"
 
 
@@ -122,7 +123,7 @@ def test_per_stage_values_become_per_stage_nodes() -> None:
             "config.a.+prod: no entry of stages: matches +prod",
         ),
         ("config:\n  a: [1,\n", "in.yml: line 3: invalid YAML"),
-        ('{"config": {"a": 1,}}', "in.yml: line 1: invalid JSON"),
+        ('{"config": {"a": 1,,}}', "in.yml: line 1: invalid JSON"),
         ("config:\n  a: 1\n  a: 2\n", "line 3: invalid YAML: duplicate key 'a'"),
         ("config:\n  1: x\n", 'config["1"]: keys must be strings'),
         ("config:\n  a: .nan\n", "config.a: NaN and infinity"),
@@ -164,7 +165,7 @@ def test_a_stage_without_a_value_is_an_error_with_the_path() -> None:
         load_text(STAGES + "config:\n  a: {+prod: 1}\n", "c"), "c", "open"
     )
     with pytest.raises(BadInput, match=r"config.a: no value for stage 'dev'"):
-        resolve_stage(config, "dev")
+        stage_values(config, "dev")
 
 
 def test_an_unknown_stage_is_an_error() -> None:
@@ -172,4 +173,107 @@ def test_an_unknown_stage_is_an_error() -> None:
         load_text("stages:\n  prod: {environment: p, key: k}\n", "c"), "c", "open"
     )
     with pytest.raises(BadInput, match="unknown stage 'qa'"):
-        resolve_stage(config, "qa")
+        config.stage_entry("qa")
+
+
+# -- Which key protects a secret (C4) -----------------------------------------
+
+TWO_KEYS = """\
+stages:
+  prod: {environment: prod, key: prod-key}
+  /.*/: {environment: dev, key: dev-key}
+"""
+
+
+def test_a_pattern_label_that_is_not_a_stage_pattern_cannot_hold_a_secret() -> None:
+    message = bad(
+        TWO_KEYS
+        + "config:\n  token: {'+/prod|staging/': ':encrypt:PRODSECRET', '+/.*/': ':encrypt:d'}\n"
+    )
+    assert message.startswith('in.yml: config.token["+/prod|staging/"]: ')
+    assert "ambiguous (stages it may cover: prod, /.*/)" in message
+    assert "PRODSECRET" not in message
+
+
+def test_the_same_label_is_refused_in_config_yml_too() -> None:
+    text = TWO_KEYS + "config:\n  token: {'+/prod|staging/': ':decrypt:QUJD'}\n"
+    assert "is not one of the stages: keys" in bad(text, "closed")
+
+
+def test_a_pattern_label_may_hold_plain_values() -> None:
+    config = parse_config(
+        load_text(TWO_KEYS + "config:\n  t: {'+/prod|staging/': 1, '+/.*/': 2}\n", "c"),
+        "c",
+        "open",
+    )
+    assert stage_values(config, "staging") == {"t": 1}
+
+
+def test_a_stage_name_label_finds_its_entry_as_the_stage_would() -> None:
+    config = parse(
+        TWO_KEYS + "config:\n  a: {+staging: ':encrypt:x', +prod: ':encrypt:y'}\n"
+    )
+    assert [s.entry for s in config.secrets()] == ["/.*/", "prod"]  # type: ignore[attr-defined]
+
+
+def test_a_stage_may_not_take_a_secret_under_another_stages_key() -> None:
+    config = parse_config(
+        load_text(TWO_KEYS + "config:\n  token: {'+/.*/': ':encrypt:dev-only'}\n", "c"),
+        "c",
+        "open",
+    )
+    values = stage_values(config, "prod")
+    with pytest.raises(BadInput) as caught:
+        check_stage_key(config, "prod", "prod", values)
+    assert str(caught.value) == (
+        'config.token["+/.*/"]: stage prod would take this secret of stage entry '
+        "/.*/, encrypted with its key 'dev-key', not with stage prod's own key "
+        "'prod-key'; render refuses it: give the value a +prod entry"
+    )
+    check_stage_key(config, "dev", "/.*/", stage_values(config, "dev"))
+
+
+def test_entries_naming_the_same_key_may_share_secrets() -> None:
+    text = (
+        "stages:\n  prod: {environment: e, key: k}\n  /.*/: {environment: e, key: k}\n"
+        "config:\n  token: {'+/.*/': ':encrypt:shared'}\n"
+    )
+    config = parse_config(load_text(text, "c"), "c", "open")
+    check_stage_key(config, "prod", "prod", stage_values(config, "prod"))
+
+
+# -- config.yml's format line -------------------------------------------------
+
+
+def test_config_yml_with_the_format_line_is_bound_and_without_it_1x() -> None:
+    body = TWO_KEYS + "config:\n  a: {+prod: ':decrypt:QUJD'}\n"
+    assert parse_config(load_text("format: 2\n" + body, "c"), "c", "closed").bound
+    assert not parse_config(load_text(body, "c"), "c", "closed").bound
+
+
+def test_an_unknown_format_is_refused() -> None:
+    assert "format: 3 is not a format this fleece reads" in bad("format: 3\n", "closed")
+
+
+def test_the_open_format_has_no_format_line() -> None:
+    assert "unknown top-level key 'format'" in bad("format: 2\n")
+
+
+# -- Every string survives the YAML round trip (C14) --------------------------
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "x\x85y",  # NEL: PyYAML wrote it raw and read it back as a space
+        "a\u2028b",
+        "a\u2029b",
+        "two\nlines\x85and NEL",
+        "crlf\r\nline",
+        "\x0b\x0c\x1c\x1d\x1e",
+        "\ufeffbom",
+        "trailing space \n",
+    ],
+)
+def test_strings_with_any_line_break_survive_yaml(value: str) -> None:
+    assert load_text(dump_yaml({value: [value]}), "x") == {value: [value]}

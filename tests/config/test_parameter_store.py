@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import boto3
+import pytest
 
 from tests.config.conftest import Keys, run
 
@@ -46,31 +47,110 @@ def test_a_custom_kms_key_is_resolved_once_to_its_arn(
     assert {p["KeyId"] for p in described} == {keys.dev["Arn"]}
 
 
-def test_prune_deletes_parameters_the_config_no_longer_has(imported: Path) -> None:
+def test_every_parameter_fleece_writes_says_so(imported: Path) -> None:
+    run("config", "render", "prod", "--parameter-store", "/svc/prod")
+    described = boto3.client("ssm").describe_parameters()["Parameters"]
+    assert {p["Description"] for p in described} == {
+        "Written by fleece config for /svc/prod"
+    }
+
+
+def test_prune_deletes_only_what_fleece_wrote_under_the_prefix(
+    imported: Path,
+) -> None:
     ssm = boto3.client("ssm")
-    ssm.put_parameter(Name="/svc/old", Value="x", Type="SecureString")
-    ssm.put_parameter(Name="/other/keep", Value="x", Type="String")
     run("config", "render", "prod", "--parameter-store", "/svc")
-    assert "/svc/old" in parameters("/svc")
+    fleeces = "Written by fleece config for /svc"
+    ssm.put_parameter(
+        Name="/svc/old", Value="x", Type="SecureString", Description=fleeces
+    )
+    ssm.put_parameter(Name="/svc/theirs", Value="x", Type="String")
+    ssm.put_parameter(
+        Name="/svc/sub/other-prefix",
+        Value="x",
+        Type="String",
+        Description="Written by fleece config for /svc/sub",
+    )
+    ssm.put_parameter(Name="/other/keep", Value="x", Type="String")
+
     result = run("config", "render", "prod", "--parameter-store", "/svc", "--prune")
-    assert "delete /svc/old" in result.stdout
-    assert "/svc/old" not in parameters("/svc")
-    assert "/svc/foo" in parameters("/svc")
+
+    assert result.exit_code == 0, result.stderr
+    assert "  delete /svc/old\n" in result.stdout
+    assert "2 other parameter(s) under /svc were not written by fleece" in result.stdout
+    left = parameters("/svc")
+    assert "/svc/old" not in left and "/svc/foo" in left
+    assert {"/svc/theirs", "/svc/sub/other-prefix"} <= set(left)
     assert parameters("/other") == {"/other/keep": "x"}
 
 
-def test_dry_run_prints_the_plan_and_writes_nothing(imported: Path) -> None:
-    boto3.client("ssm").put_parameter(Name="/svc/foo", Value="old", Type="SecureString")
-    boto3.client("ssm").put_parameter(Name="/svc/gone", Value="x", Type="SecureString")
+@pytest.mark.parametrize(
+    ("prefix", "message"),
+    [
+        ("/", "needs non-empty segments between its slashes"),
+        ("//", "needs non-empty segments between its slashes"),
+        ("///", "needs non-empty segments between its slashes"),
+        ("/svc//prod", "needs non-empty segments between its slashes"),
+        ("/aws/svc", "SSM reserves names starting with aws or ssm"),
+    ],
+)
+def test_a_prefix_without_a_segment_of_its_own_is_refused(
+    imported: Path, prefix: str, message: str
+) -> None:
+    ssm = boto3.client("ssm")
+    ssm.put_parameter(Name="/theirs", Value="x", Type="String")
+
+    result = run("config", "render", "prod", "--parameter-store", prefix, "--prune")
+
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert result.stderr.count("\n") == 1
+    assert ssm.get_parameter(Name="/theirs")["Parameter"]["Value"] == "x"
+
+
+def test_dry_run_lists_exactly_what_would_change(imported: Path) -> None:
+    ssm = boto3.client("ssm")
+    run("config", "render", "prod", "--parameter-store", "/svc")
+    fleeces = "Written by fleece config for /svc"
+    ssm.put_parameter(
+        Name="/svc/foo", Value="old", Type="SecureString", Overwrite=True
+    )  # changed behind fleece's back
+    ssm.put_parameter(
+        Name="/svc/gone", Value="x", Type="SecureString", Description=fleeces
+    )
+    ssm.put_parameter(Name="/svc/new-theirs", Value="x", Type="String")
+    ssm.delete_parameter(Name="/svc/port")
+    before = parameters("/svc")
+
     result = run(
         "config", "render", "prod", "--parameter-store", "/svc", "--prune", "--dry-run"
     )
-    assert result.exit_code == 0
-    assert "  overwrite /svc/foo\n" in result.stdout
-    assert "  create /svc/password\n" in result.stdout
-    assert "  delete /svc/gone\n" in result.stdout
+
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.splitlines()[1:] == [
+        "  update /svc/foo",
+        "  create /svc/port",
+        "  delete /svc/gone",
+        "  (1 other parameter(s) under /svc were not written by fleece: left alone)",
+    ]
+    assert "3 to change, 5 unchanged" in result.stdout
     assert "prod-password" not in result.stdout
-    assert parameters("/svc") == {"/svc/foo": "old", "/svc/gone": "x"}
+    assert "Dry run: nothing was written." in result.stderr
+    assert parameters("/svc") == before
+
+
+def test_an_upload_that_changes_nothing_writes_nothing(imported: Path) -> None:
+    run("config", "render", "prod", "--parameter-store", "/svc")
+    versions = {
+        p["Name"]: p["Version"]
+        for p in boto3.client("ssm").describe_parameters()["Parameters"]
+    }
+
+    result = run("config", "render", "prod", "--parameter-store", "/svc")
+
+    assert "0 to change, 7 unchanged" in result.stdout
+    after = boto3.client("ssm").describe_parameters()["Parameters"]
+    assert {p["Name"]: p["Version"] for p in after} == versions
 
 
 def test_an_invalid_prefix_exits_2_before_any_write(imported: Path) -> None:

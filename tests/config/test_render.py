@@ -4,13 +4,11 @@ import base64
 import hashlib
 import json
 import math
-import os
 import random
 import subprocess
 import sys
 import zlib
 from pathlib import Path
-from typing import Any
 
 import boto3
 import pytest
@@ -18,7 +16,17 @@ import yaml
 
 from fleece.service.generated import parse_generated
 from fleece.service.layout import load_settings
-from tests.config.conftest import OPEN_CONFIG, CountingProxy, run
+from tests.config.conftest import (
+    LOAD,
+    LOAD_JSON,
+    OPEN_CONFIG,
+    CountingProxy,
+    Keys,
+    failing_python_in,
+    python_in,
+    run,
+    sha256_of,
+)
 
 PROD = {
     "foo": "bar",
@@ -31,23 +39,6 @@ PROD = {
         "a_list": [{"username1": "bob-prod", "password1": "bob-prod-pw"}, 42],
     },
 }
-
-
-def python_in(folder: Path, code: str, endpoint: str | None = None) -> Any:
-    """Run ``code`` in a fresh interpreter in ``folder``; its stdout as JSON."""
-    env = dict(os.environ)
-    if endpoint:
-        env["AWS_ENDPOINT_URL"] = endpoint
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=folder,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
 
 
 def test_render_prints_yaml_by_default(imported: Path) -> None:
@@ -120,7 +111,7 @@ def test_the_module_decrypts_in_a_fresh_process_with_one_call_per_chunk(
     with CountingProxy(aws) as proxy:
         loaded = python_in(
             imported / "src",
-            "import json, fleece_config; print(json.dumps(fleece_config.load_config()))",
+            LOAD_JSON,
             proxy.url,
         )
     assert loaded == PROD
@@ -183,20 +174,21 @@ def test_the_module_header_names_version_stage_and_config_digest(
     assert generated.version == fleece.__version__
 
 
-def test_a_tampered_chunk_fails_its_encryption_context(imported: Path) -> None:
+def test_a_tampered_module_fails_naming_its_stage_and_key(
+    imported: Path, keys: Keys
+) -> None:
     run("config", "render", "prod", "--python", "--output", "fleece_config.py")
     module = imported / "fleece_config.py"
     text = module.read_text().replace('STAGE = "prod"', 'STAGE = "dev"')
     module.write_text(text)
-    result = subprocess.run(
-        [sys.executable, "-c", "import fleece_config; fleece_config.load_config()"],
-        cwd=imported,
-        capture_output=True,
-        text=True,
-        timeout=60,
+    result = failing_python_in(imported, LOAD)
+    last = result.stderr.strip().splitlines()[-1]
+    assert last == (
+        "fleece_config.ConfigError: fleece_config: cannot decrypt the configuration "
+        f"of stage 'dev' with KMS key {keys.prod['Arn']}: InvalidCiphertextException: "
+        "the payload was altered, or made for another stage or key; render it again "
+        "with `fleece config render STAGE --python`"
     )
-    assert result.returncode != 0
-    assert "InvalidCiphertextException" in result.stderr
 
 
 SERVICE_PYPROJECT = """\
@@ -249,7 +241,7 @@ def test_output_records_the_module_and_import_rerenders_it(imported: Path) -> No
     assert header is not None
     digest = hashlib.sha256((imported / "config.yml").read_bytes()).hexdigest()
     assert header.fields["config-sha256"] == digest
-    code = "import json, fleece_config; print(json.dumps(fleece_config.load_config()))"
+    code = LOAD_JSON
     assert python_in(imported / "src", code)["foo"] == "baz"
 
 
@@ -266,3 +258,108 @@ def test_a_module_outside_the_service_is_not_recorded(
     result = run("config", "render", "dev", "--python", "-o", str(tmp_path / "x.py"))
     assert "not kept current" in result.stderr
     assert load_settings(imported).config_modules == []
+
+
+def test_a_secret_whose_key_would_be_guessed_is_refused_at_import(
+    service: Path,
+) -> None:
+    # prod has its own key; "/prod|staging/" is no stages: key, and matched as
+    # text it once picked the dev key for a prod secret.
+    source = OPEN_CONFIG + (
+        "  token:\n    +/prod|staging/: :encrypt:PRODSECRET\n    +/.*/: :encrypt:dev\n"
+    )
+
+    result = run("config", "import", stdin=source)
+
+    assert result.exit_code == 2
+    assert 'config.token["+/prod|staging/"]' in result.stderr
+    assert "stages it may cover: prod, /.*/" in result.stderr
+    assert "PRODSECRET" not in result.stderr
+    assert not (service / "config.yml").exists()
+
+
+def test_render_refuses_a_secret_encrypted_with_another_stages_key(
+    service: Path,
+) -> None:
+    source = OPEN_CONFIG + "  token:\n    +/.*/: :encrypt:dev-only\n"
+    assert run("config", "import", stdin=source).exit_code == 0
+
+    refused = run("config", "render", "prod")
+    allowed = run("config", "render", "dev", "--json")
+
+    assert refused.exit_code == 2
+    assert (
+        'config.token["+/.*/"]: stage prod would take this secret of stage entry /.*/'
+        in refused.stderr
+    )
+    assert "dev-only" not in refused.stdout + refused.stderr
+    assert json.loads(allowed.stdout)["token"] == "dev-only"
+
+
+def test_an_unwritable_output_is_one_line_and_exit_2(imported: Path) -> None:
+    result = run(
+        "config", "render", "prod", "--python", "--output", "config.yml/module.py"
+    )
+
+    assert result.exit_code == 2
+    assert result.stderr.startswith("Error: cannot write config.yml/module.py: ")
+    assert result.stderr.count("\n") == 1
+    assert load_settings(imported).config_modules == []
+
+
+def test_removing_a_stage_with_a_module_names_the_files_and_the_way_out(
+    imported: Path,
+) -> None:
+    (imported / "src").mkdir()
+    run("config", "render", "qa", "--python", "--output", "src/fleece_config.py")
+    before = sha256_of(imported / "config.yml")
+    without_qa = OPEN_CONFIG.replace("/.*/", "/dev-.*/")  # nothing matches qa now
+
+    result = run("config", "import", stdin=without_qa)
+
+    assert result.exit_code == 2
+    assert result.stderr.startswith(
+        "Error: src/fleece_config.py is kept current for stage qa "
+        "(.fleece/settings.yml), which the new config cannot render: "
+        "unknown stage 'qa'"
+    )
+    assert "run `fleece config forget qa` first" in result.stderr
+    assert sha256_of(imported / "config.yml") == before
+
+
+def test_forget_returns_the_service_module_to_the_stub_and_unlists_it(
+    imported: Path,
+) -> None:
+    (imported / "src").mkdir()
+    run("config", "render", "qa", "--python", "--output", "src/fleece_config.py")
+    run("config", "render", "qa", "--python", "--output", "other_config.py")
+    without_qa = OPEN_CONFIG.replace("/.*/", "/dev-.*/")
+
+    forgotten = run("config", "forget", "qa")
+    reimported = run("config", "import", stdin=without_qa)
+
+    assert forgotten.exit_code == 0, forgotten.stderr
+    assert forgotten.stderr == (
+        "src/fleece_config.py: now the empty stub of a new service; removed from "
+        ".fleece/settings.yml.\n"
+        "other_config.py: deleted; removed from .fleece/settings.yml.\n"
+    )
+    assert load_settings(imported).config_modules == []
+    assert not (imported / "other_config.py").exists()
+    code = LOAD_JSON
+    assert python_in(imported / "src", code) == {}
+    assert reimported.exit_code == 0, reimported.stderr
+
+
+def test_forget_of_a_stage_without_a_module_says_what_is_recorded(
+    imported: Path,
+) -> None:
+    run("config", "render", "dev", "--python", "--output", "fleece_config.py")
+
+    result = run("config", "forget", "prod")
+
+    assert result.exit_code == 2
+    assert (
+        ".fleece/settings.yml records no module for stage 'prod' "
+        "(it records: fleece_config.py (dev))"
+    ) in result.stderr

@@ -1,13 +1,20 @@
-"""runtime_stub/fleece_config.py, imported in place: the API a handler uses."""
+"""runtime_stub/fleece_config.py: the API a handler uses, what it costs at import,
+and how its first load fails when KMS does not answer."""
 
 import importlib.util
+import json
+import os
+import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
 from fleece.resources import runtime_stub_dir
+from tests.config.conftest import Keys, SilentServer, run
 
 
 @pytest.fixture
@@ -46,5 +53,117 @@ def test_config_is_not_an_attribute_until_it_is_asked_for(
 
 
 def test_a_payload_with_a_wrong_digest_is_refused(fleece_config: ModuleType) -> None:
-    with pytest.raises(ValueError, match="fails its digest"):
+    with pytest.raises(fleece_config.ConfigError, match="fails its digest"):
         fleece_config.open_payload(b"\0" * 32, "0" * 64)
+
+
+BOOTSTRAP = "import importlib, json, logging, os, sys, time, traceback"
+
+
+def test_importing_the_module_loads_nothing_beyond_lambdas_bootstrap() -> None:
+    # What Lambda's Python runtime has imported before the handler module.
+    code = (
+        f"{BOOTSTRAP}\n"
+        f"sys.path.insert(0, {str(runtime_stub_dir())!r})\n"
+        "before = set(sys.modules)\n"
+        "import fleece_config\n"
+        "print(json.dumps(sorted(set(sys.modules) - before)))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-I", "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert set(json.loads(result.stdout)) <= {"fleece_config", "__future__"}
+
+
+@pytest.fixture
+def module(imported: Path) -> Path:
+    """A service folder holding fleece_config.py rendered for stage prod."""
+    result = run("config", "render", "prod", "--python", "--output", "fleece_config.py")
+    assert result.exit_code == 0, result.stderr
+    return imported
+
+
+LOAD = """\
+import json, sys, time, fleece_config
+
+class Context:
+    def get_remaining_time_in_millis(self):
+        return REMAINING
+
+start = time.monotonic()
+try:
+    fleece_config.load_config(ARGUMENTS)
+except fleece_config.ConfigError as error:
+    outcome = str(error)
+print(json.dumps({"took": time.monotonic() - start, "error": outcome}))
+"""
+
+
+def load_against(
+    endpoint: str, folder: Path, arguments: str, remaining: int = 0, **env: str
+) -> dict[str, Any]:
+    """Call load_config(ARGUMENTS) in a fresh process whose KMS is ``endpoint``."""
+    code = LOAD.replace("ARGUMENTS", arguments).replace("REMAINING", str(remaining))
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=folder,
+        env={**os.environ, "AWS_ENDPOINT_URL": endpoint, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    loaded: dict[str, Any] = json.loads(result.stdout)
+    return loaded
+
+
+def test_a_kms_that_never_answers_fails_within_the_timeout(
+    module: Path, keys: Keys
+) -> None:
+    with SilentServer() as kms:
+        outcome = load_against(kms.url, module, "timeout=1.5")
+        assert kms.connections >= 1
+    assert outcome["error"] == (
+        "fleece_config: cannot decrypt the configuration of stage 'prod' with KMS "
+        f"key {keys.prod['Arn']}: KMS did not answer within 1.5 s "
+        "(FLEECE_CONFIG_TIMEOUT or load_config(timeout=...) give it longer)"
+    )
+    assert outcome["took"] < 1.5 + 1.0  # the deadline, give or take a scheduler
+
+
+def test_the_deadline_falls_before_the_end_of_the_invocation(module: Path) -> None:
+    with SilentServer() as kms:
+        outcome = load_against(kms.url, module, "Context()", remaining=1200)
+    assert "KMS did not answer within 0.7 s" in outcome["error"]
+    assert outcome["took"] < 1.2  # the function's own timeout would come here
+
+
+def test_the_default_deadline_comes_from_the_environment(module: Path) -> None:
+    with SilentServer() as kms:
+        outcome = load_against(kms.url, module, "", FLEECE_CONFIG_TIMEOUT="0.8")
+    assert "KMS did not answer within 0.8 s" in outcome["error"]
+
+
+def test_a_failed_first_load_is_not_cached(module: Path, aws: str) -> None:
+    code = (
+        "import os, fleece_config\n"
+        "try:\n"
+        "    fleece_config.load_config(timeout=0.5)\n"
+        "except fleece_config.ConfigError:\n"
+        f"    os.environ['AWS_ENDPOINT_URL'] = {aws!r}\n"
+        "print(fleece_config.load_config()['foo'])\n"
+    )
+    with SilentServer() as kms:
+        result = subprocess.run(
+            [sys.executable, "-c", code],
+            cwd=module,
+            env={**os.environ, "AWS_ENDPOINT_URL": kms.url},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "bar\n"

@@ -1,28 +1,29 @@
-"""The thin AWS layer of `fleece config`: KMS and SSM clients for each stage.
+"""The KMS calls of `fleece config`, each made for a ``Stage``.
 
-A stage's secrets are encrypted and decrypted with the credentials of that
-stage's environment, from ``fleece.aws.credentials`` (the same module `fleece run`
-uses). Errors become one-line ``FleeceError``/``BadInput`` messages that name
-the key path and stage, never a value.
+A stage's secrets are encrypted and decrypted with its key and the credentials
+of its environment (``fleece.aws.credentials``, as `fleece run` uses). Errors
+become one-line ``FleeceError``/``BadInput`` messages that name the key path,
+the stage and the key, never a value.
 """
 
 import base64
-import re
-import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
-from fleece.aws.environments import Environment, Environments
-from fleece.aws.session import session_for_environment
-from fleece.config.model import Secret, StageEntry
+from fleece.config.model import Secret
+from fleece.config.stages import MAX_WORKERS, Stage, kms_key_id
 from fleece.errors import BadInput, FleeceError
 
-if TYPE_CHECKING:
-    import boto3
-
-__all__ = ["Keyring", "kms_key_id", "secret_context"]
+__all__ = [
+    "check_keys",
+    "decrypt_secrets",
+    "encrypt_chunks",
+    "encrypt_secrets",
+    "key_arn",
+    "secret_context",
+    "try_decrypt_secrets",
+]
 
 _T = TypeVar("_T")
 _R = TypeVar("_R")
@@ -32,242 +33,225 @@ _R = TypeVar("_R")
 _NOT_FOR_HERE = frozenset(
     {"InvalidCiphertextException", "IncorrectKeyException", "AccessDeniedException"}
 )
-_KEY_ID = re.compile(
-    r"(?:mrk-[0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})"
-)
-_MAX_WORKERS = 16
 
-
-def kms_key_id(key: str) -> str:
-    """The KeyId KMS expects for a key as users write it.
-
-    Accepts an alias name with or without ``alias/``, an alias ARN, a key ARN
-    and a bare key id (a UUID or a ``mrk-`` multi-region id).
-    """
-    if key.startswith(("arn:", "alias/")) or _KEY_ID.fullmatch(key):
-        return key
-    return "alias/" + key
+StageSecret = tuple[Secret, Stage]  # a secret and the stage of its entry
 
 
 def secret_context(secret: Secret) -> dict[str, str]:
     """The encryption context binding a secret to its stage entry and key path."""
-    return {"fleece:stage": secret.stage, "fleece:path": secret.path}
+    return {"fleece:stage": secret.entry, "fleece:path": secret.path}
 
 
-@dataclass(frozen=True)
-class _Target:
-    entry: StageEntry
-    environment: Environment | None
+def encrypt_secrets(secrets: Sequence[StageSecret]) -> list[str]:
+    """The base64 ciphertext of each secret's plaintext, bound to its place."""
+
+    def encrypt(item: StageSecret) -> str:
+        secret, stage = item
+        assert secret.plaintext is not None
+        plaintext = secret.plaintext.encode("utf-8")
+        response = _call(
+            stage,
+            f"could not encrypt {secret.path} {_with(stage)}",
+            lambda kms: kms.encrypt(
+                KeyId=stage.key_id,
+                Plaintext=plaintext,
+                EncryptionContext=secret_context(secret),
+            ),
+        )
+        return base64.b64encode(response["CiphertextBlob"]).decode("ascii")
+
+    return _parallel(encrypt, secrets)
 
 
-class Keyring:
-    """KMS/SSM clients and the stage entries they serve, for one command run.
+def decrypt_secrets(secrets: Sequence[StageSecret], bound: bool = True) -> list[str]:
+    """The plaintext of each secret's ciphertext, in order.
 
-    ``environments`` is None when the service has no environments.yml: every
-    stage then uses boto3's standard credential chain.
+    ``bound`` False reads fleece 1.x's ciphertexts, made without an encryption
+    context; a bound one is accepted there too (a fleece 2 config.yml from
+    before its ``format:`` line), which only ever asks more of a ciphertext.
+    Either way KMS must find the ciphertext made with the stage's own key, and
+    a bound one at its own place.
     """
 
-    def __init__(
-        self, stages: dict[str, StageEntry], environments: Environments | None
-    ) -> None:
-        self._stages = stages
-        self._environments = environments
-        self._sessions: dict[str | None, boto3.Session] = {}
-        self._clients: dict[tuple[str | None, str], Any] = {}
-        self._lock = threading.Lock()
-
-    # -- credentials ------------------------------------------------------
-
-    def environment(self, stage: str) -> Environment | None:
-        """The environment of a ``stages:`` entry (checked against environments.yml)."""
-        entry = self._entry(stage)
-        if self._environments is None:
-            return None
-        named = self._environments.get(entry.environment)
-        mapped = self._mapped_environment(stage)
-        if mapped is not None and mapped.name != named.name:
-            raise BadInput(
-                f"stages.{stage}: config.yml says environment {named.name!r} but "
-                f"environments.yml's stages: says {mapped.name!r}; make them agree"
-            )
-        return named
-
-    def _mapped_environment(self, stage: str) -> Environment | None:
-        assert self._environments is not None
-        if not self._environments.stages:
-            return None
-        try:
-            return self._environments.for_stage(stage)
-        except BadInput:
-            return None  # the map does not cover this stage: config.yml decides
-
-    def session(self, stage: str) -> "boto3.Session":
-        """The boto3 session of a ``stages:`` entry's environment."""
-        environment = self.environment(stage)
-        name = environment.name if environment is not None else None
-        with self._lock:
-            if name not in self._sessions:
-                self._sessions[name] = session_for_environment(environment)
-            return self._sessions[name]
-
-    def client(self, stage: str, service: str) -> Any:
-        """A boto3 client (``kms``, ``ssm``) for a stage entry's environment."""
-        session = self.session(stage)
-        environment = self.environment(stage)
-        name = environment.name if environment is not None else None
-        with self._lock:
-            if (name, service) not in self._clients:
-                from botocore.config import Config
-
-                self._clients[name, service] = session.client(
-                    service,
-                    config=Config(
-                        max_pool_connections=_MAX_WORKERS,
-                        retries={"mode": "standard"},
-                    ),
-                )
-            return self._clients[name, service]
-
-    def _entry(self, stage: str) -> StageEntry:
-        try:
-            return self._stages[stage]
-        except KeyError:
-            raise BadInput(f"unknown stage entry {stage!r}") from None
-
-    # -- secrets ----------------------------------------------------------
-
-    def encrypt_secrets(self, secrets: Sequence[Secret]) -> list[str]:
-        """The base64 ciphertext of each secret's plaintext, in order."""
-        for secret in secrets:
-            self.client(secret.stage, "kms")  # make clients before the threads
-
-        def encrypt(secret: Secret) -> str:
-            assert secret.plaintext is not None
-            plaintext = secret.plaintext.encode("utf-8")
-            response = self._call(
-                secret.stage,
-                f"encrypt {secret.path}",
-                lambda kms: kms.encrypt(
-                    KeyId=kms_key_id(self._entry(secret.stage).key),
-                    Plaintext=plaintext,
-                    EncryptionContext=secret_context(secret),
-                ),
-            )
-            return base64.b64encode(response["CiphertextBlob"]).decode("ascii")
-
-        return _parallel(encrypt, secrets)
-
-    def decrypt_secrets(self, secrets: Sequence[Secret]) -> list[str]:
-        """The plaintext of each secret's ciphertext, in order.
-
-        A ciphertext moved to another key path, stage or key fails here.
-        """
-        for secret in secrets:
-            self.client(secret.stage, "kms")
-
-        def decrypt(secret: Secret) -> str:
-            assert secret.ciphertext is not None
-            blob = base64.b64decode(secret.ciphertext)
-            response = self._call(
-                secret.stage,
-                f"decrypt {secret.path}",
-                lambda kms: kms.decrypt(
-                    KeyId=kms_key_id(self._entry(secret.stage).key),
-                    CiphertextBlob=blob,
-                    EncryptionContext=secret_context(secret),
-                ),
-                moved_hint=True,
-            )
-            plaintext: bytes = response["Plaintext"]
-            return plaintext.decode("utf-8")
-
-        return _parallel(decrypt, secrets)
-
-    def try_decrypt_secrets(self, secrets: Sequence[Secret]) -> list[str | None]:
-        """Like ``decrypt_secrets``, with None where a secret does not decrypt."""
-
-        def attempt(secret: Secret) -> str | None:
-            try:
-                return self.decrypt_secrets([secret])[0]
-            except FleeceError:
-                return None
-
-        return _parallel(attempt, secrets)
-
-    def encrypt_chunks(
-        self, stage: str, chunks: Sequence[bytes], contexts: Sequence[dict[str, str]]
-    ) -> tuple[str, list[str]]:
-        """Encrypt payload chunks with a stage's key: (key ARN, base64 ciphertexts)."""
-        self.client(stage, "kms")
-        key_id = kms_key_id(self._entry(stage).key)
-
-        def encrypt(index: int) -> tuple[str, str]:
-            response = self._call(
+    def decrypt(item: StageSecret) -> str:
+        secret, stage = item
+        assert secret.ciphertext is not None
+        where = f"could not decrypt {secret.path} {_with(stage)}"
+        blob = base64.b64decode(secret.ciphertext)
+        context = secret_context(secret)
+        if bound:
+            response = _call(
                 stage,
-                f"encrypt chunk {index} of the config of stage {stage}",
-                lambda kms: kms.encrypt(
-                    KeyId=key_id,
-                    Plaintext=chunks[index],
-                    EncryptionContext=contexts[index],
+                where,
+                lambda kms: kms.decrypt(
+                    KeyId=stage.key_id, CiphertextBlob=blob, EncryptionContext=context
                 ),
+                refused=_moved,
             )
-            blob = base64.b64encode(response["CiphertextBlob"]).decode("ascii")
-            return str(response["KeyId"]), blob
+        else:
+            try:
+                response = _call(
+                    stage,
+                    where,
+                    lambda kms: kms.decrypt(KeyId=stage.key_id, CiphertextBlob=blob),
+                    refused=_Refused,
+                )
+            except _Refused:
+                response = _call(
+                    stage,
+                    where,
+                    lambda kms: kms.decrypt(
+                        KeyId=stage.key_id,
+                        CiphertextBlob=blob,
+                        EncryptionContext=context,
+                    ),
+                    refused=_not_legacy,
+                )
+        plaintext: bytes = response["Plaintext"]
+        return plaintext.decode("utf-8")
 
-        results = _parallel(encrypt, range(len(chunks)))
-        arns = {arn for arn, _ in results}
-        if len(arns) != 1:
-            raise FleeceError(f"KMS used several keys for stage {stage}: {arns}")
-        return arns.pop(), [blob for _, blob in results]
+    return _parallel(decrypt, secrets)
 
-    def key_arn(self, stage: str, key: str) -> str:
-        """The ARN of ``key`` (any accepted form), seen from a stage's account."""
-        response = self._call(
-            stage,
-            f"describe KMS key {key}",
-            lambda kms: kms.describe_key(KeyId=kms_key_id(key)),
-        )
-        return str(response["KeyMetadata"]["Arn"])
 
-    def _call(
-        self,
-        stage: str,
-        action: str,
-        call: Callable[[Any], Any],
-        moved_hint: bool = False,
-    ) -> Any:
-        from botocore.exceptions import (
-            BotoCoreError,
-            ClientError,
-            ParamValidationError,
-        )
+def try_decrypt_secrets(secrets: Sequence[StageSecret]) -> list[str | None]:
+    """Like ``decrypt_secrets``, with None where a secret does not decrypt."""
 
-        kms = self.client(stage, "kms")
-        entry = self._entry(stage)
+    def attempt(item: StageSecret) -> str | None:
         try:
-            return call(kms)
-        except ClientError as error:
-            code = error.response.get("Error", {}).get("Code", "ClientError")
-            where = f"could not {action} with the key {entry.key!r} of stage {stage}"
-            if code == "NotFoundException":
-                raise BadInput(f"{where}: KMS has no such key ({code})") from None
-            if moved_hint and code in _NOT_FOR_HERE:
-                raise FleeceError(
-                    f"{where}: KMS refused ({code}); the ciphertext was made for "
-                    "another key path, stage or key, or the key is not yours"
-                ) from None
-            raise FleeceError(f"{where}: {code}") from None
-        except ParamValidationError:
-            # Its message may quote the parameters, which hold secrets.
-            raise FleeceError(f"could not {action}: invalid request") from None
-        except BotoCoreError as error:
-            raise FleeceError(
-                f"could not {action} for stage {stage}: {type(error).__name__}: {error}"
+            return decrypt_secrets([item])[0]
+        except FleeceError:
+            return None
+
+    return _parallel(attempt, secrets)
+
+
+def encrypt_chunks(
+    stage: Stage, chunks: Sequence[bytes], contexts: Sequence[dict[str, str]]
+) -> tuple[str, list[str]]:
+    """Encrypt payload chunks with a stage's key: (key ARN, base64 ciphertexts)."""
+
+    def encrypt(index: int) -> tuple[str, str]:
+        response = _call(
+            stage,
+            f"could not encrypt chunk {index} of the config of stage "
+            f"{stage.name} {_with(stage)}",
+            lambda kms: kms.encrypt(
+                KeyId=stage.key_id,
+                Plaintext=chunks[index],
+                EncryptionContext=contexts[index],
+            ),
+        )
+        blob = base64.b64encode(response["CiphertextBlob"]).decode("ascii")
+        return str(response["KeyId"]), blob
+
+    results = _parallel(encrypt, range(len(chunks)))
+    arns = {arn for arn, _ in results}
+    if len(arns) != 1:
+        raise FleeceError(f"KMS used several keys for stage {stage.name}: {arns}")
+    return arns.pop(), [blob for _, blob in results]
+
+
+def key_arn(stage: Stage, key: str) -> str:
+    """The ARN of ``key`` (any accepted form), seen with a stage's credentials."""
+    response = _call(
+        stage,
+        f"could not find KMS key {key!r} for stage {stage.name}",
+        lambda kms: kms.describe_key(KeyId=kms_key_id(key)),
+    )
+    return str(response["KeyMetadata"]["Arn"])
+
+
+def check_keys(stages: Sequence[Stage]) -> None:
+    """Each stage's key exists, is enabled and encrypts (symmetric), as seen
+    with its credentials; BadInput naming the ``stages:`` entry otherwise."""
+
+    def check(stage: Stage) -> None:
+        response = _call(
+            stage,
+            f"{stage.where}.key: could not find KMS key {stage.key!r}",
+            lambda kms: kms.describe_key(KeyId=stage.key_id),
+        )
+        metadata = response["KeyMetadata"]
+        state = metadata.get("KeyState", "Enabled")
+        spec = metadata.get("KeySpec", "SYMMETRIC_DEFAULT")
+        usage = metadata.get("KeyUsage", "ENCRYPT_DECRYPT")
+        if state != "Enabled":
+            raise BadInput(f"{stage.where}.key: KMS key {stage.key!r} is {state}")
+        if spec != "SYMMETRIC_DEFAULT" or usage != "ENCRYPT_DECRYPT":
+            raise BadInput(
+                f"{stage.where}.key: KMS key {stage.key!r} is a {spec} key for "
+                f"{usage}; fleece needs a symmetric encryption key (SYMMETRIC_DEFAULT)"
+            )
+
+    _parallel(check, stages)
+
+
+# ---------------------------------------------------------------------------
+# Calls and their errors
+# ---------------------------------------------------------------------------
+
+
+def _with(stage: Stage) -> str:
+    return f"with the key {stage.key!r} of stage {stage.entry}"
+
+
+def _moved(where: str, code: str) -> FleeceError:
+    return FleeceError(
+        f"{where}: KMS refused ({code}); the ciphertext was made for another key "
+        "path, stage or key, or the key is not yours"
+    )
+
+
+class _Refused(FleeceError):
+    def __init__(self, where: str, code: str) -> None:
+        super().__init__(f"{where}: KMS refused ({code})")
+
+
+def _not_legacy(where: str, code: str) -> FleeceError:
+    return FleeceError(
+        f"{where}: KMS refused ({code}); config.yml has no `format: 2` line, so "
+        "it is read as fleece 1.x's (ciphertexts without encryption context), "
+        "and this ciphertext is neither one made with that key nor bound to "
+        "this place"
+    )
+
+
+def _call(
+    stage: Stage,
+    where: str,
+    call: Callable[[Any], Any],
+    refused: Callable[[str, str], FleeceError] | None = None,
+) -> Any:
+    """``call(kms_client)``; ``where`` starts every error message."""
+    from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
+
+    kms = stage.credentials.client("kms")
+    try:
+        return call(kms)
+    except ClientError as error:
+        code = error.response.get("Error", {}).get("Code", "ClientError")
+        if code == "NotFoundException":
+            raise BadInput(
+                f"{where}: KMS has no such key ({code}), as seen with "
+                f"{stage.credentials.describe()}"
             ) from None
+        if refused is not None and code in _NOT_FOR_HERE:
+            raise refused(where, code) from None
+        raise FleeceError(f"{where}: {code}") from None
+    except ParamValidationError:
+        # Its message may quote the parameters, which hold secrets.
+        raise FleeceError(f"{where}: invalid request") from None
+    except BotoCoreError as error:
+        raise FleeceError(f"{where}: {type(error).__name__}: {error}") from None
 
 
 def _parallel(work: Callable[[_T], _R], items: Sequence[_T]) -> list[_R]:
     if len(items) <= 1:
         return [work(item) for item in items]
-    with ThreadPoolExecutor(max_workers=min(_MAX_WORKERS, len(items))) as pool:
+    pool = ThreadPoolExecutor(max_workers=min(MAX_WORKERS, len(items)))
+    try:
         return list(pool.map(work, items))
+    finally:
+        # On an error or a signal, do not wait for calls still in flight: the
+        # command's clean-up (an edit's plaintext) must not wait on the network.
+        pool.shutdown(wait=False, cancel_futures=True)

@@ -13,6 +13,10 @@ Both formats hold the same document::
 Parsing turns every ``:encrypt:``/``:decrypt:`` string into a ``Secret`` that
 knows its key path and the stage entry whose KMS key protects it, and every
 per-stage mapping into a ``PerStage``. Nothing here talks to AWS.
+
+config.yml written by fleece 2 starts with ``format: 2``: its ciphertexts are
+bound by a KMS encryption context to their stage entry and key path. A
+config.yml without it is fleece 1.x's, whose ciphertexts carry no context.
 """
 
 import base64
@@ -21,22 +25,26 @@ import json
 import math
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
 
 from fleece.aws.environments import is_pattern, match_stage
 from fleece.errors import BadInput
 
 __all__ = [
+    "BOUND_FORMAT",
+    "DECRYPT",
+    "ENCRYPT",
     "ConfigFile",
     "Node",
     "PerStage",
     "Secret",
     "StageEntry",
+    "check_stage_key",
     "child_path",
-    "map_secrets",
+    "document",
     "parse_config",
-    "resolve_stage",
+    "stage_values",
     "to_data",
     "walk_secrets",
 ]
@@ -44,6 +52,7 @@ __all__ = [
 ENCRYPT = ":encrypt:"
 DECRYPT = ":decrypt:"
 MAX_SECRET_BYTES = 4096  # the most one KMS Encrypt call takes
+BOUND_FORMAT = 2  # the `format:` of a config.yml whose secrets are bound
 
 Format: TypeAlias = Literal["open", "closed", "any"]
 
@@ -61,13 +70,13 @@ class StageEntry:
 class Secret:
     """A secret value: plaintext (open format) and/or ciphertext (closed format).
 
-    ``stage`` is the ``stages:`` entry whose key encrypts it; ``path`` is where
+    ``entry`` is the ``stages:`` entry whose key encrypts it; ``path`` is where
     it sits (``config.db["+prod"].password``). Both go into the KMS encryption
     context, so a ciphertext only decrypts at its own place.
     """
 
     path: str
-    stage: str
+    entry: str
     plaintext: str | None = field(default=None, repr=False)
     ciphertext: str | None = field(default=None, repr=False)
 
@@ -86,10 +95,15 @@ Node: TypeAlias = (
 
 @dataclass(frozen=True)
 class ConfigFile:
-    """A parsed config document."""
+    """A parsed config document.
+
+    ``bound`` is False for a config.yml of fleece 1.x, whose ciphertexts were
+    made without an encryption context.
+    """
 
     stages: dict[str, StageEntry]
     config: dict[str, Node]
+    bound: bool = True
 
     def stage_entry(self, stage: str) -> StageEntry:
         """The ``stages:`` entry of ``stage``: exact name first, then patterns."""
@@ -139,11 +153,13 @@ def parse_config(data: Any, source: str, fmt: Format) -> ConfigFile:
         data = {}
     if not isinstance(data, dict):
         raise BadInput(f"{source}: expected a mapping with stages: and config:")
-    unknown = [key for key in data if key not in ("stages", "config")]
+    known = ("stages", "config") if fmt == "open" else ("format", "stages", "config")
+    unknown = [key for key in data if key not in known]
     if unknown:
         raise BadInput(
             f"{source}: unknown top-level key {unknown[0]!r} (expected stages: and config:)"
         )
+    bound = fmt == "open" or _parse_format(data, source)
     stages = _parse_stages(data.get("stages"), source)
     raw_config = data.get("config")
     if raw_config is None:
@@ -154,7 +170,19 @@ def parse_config(data: Any, source: str, fmt: Format) -> ConfigFile:
     config = parser.mapping(raw_config, "config", owner=None)
     if not isinstance(config, dict):
         raise BadInput(f"{source}: config: cannot itself be a per-stage value")
-    return ConfigFile(stages, config)
+    return ConfigFile(stages, config, bound)
+
+
+def _parse_format(data: dict[Any, Any], source: str) -> bool:
+    """True for a fleece 2 config.yml (``format: 2``), False for fleece 1.x's."""
+    if "format" not in data:
+        return False
+    if type(data["format"]) is not int or data["format"] != BOUND_FORMAT:
+        raise BadInput(
+            f"{source}: format: {data['format']!r} is not a format this fleece "
+            f"reads (it writes format: {BOUND_FORMAT}); was it written by a newer fleece?"
+        )
+    return True
 
 
 def _parse_stages(raw: Any, source: str) -> dict[str, StageEntry]:
@@ -193,10 +221,11 @@ def _check_regex(name: str, source: str, path: str) -> None:
 
 @dataclass(frozen=True)
 class _Owner:
-    """The nearest per-stage key above a value, and its stage entry if any."""
+    """The nearest per-stage key above a value, and the stage entry whose key
+    protects secrets under it (None: no entry, or no single one)."""
 
     label: str
-    stage: str | None
+    entry: str | None
 
 
 class _Parser:
@@ -258,9 +287,19 @@ class _Parser:
             if not label:
                 raise self.fail(item_path, "'+' must be followed by a stage name")
             _check_regex(label, self.source, item_path)
-            owner = _Owner(label, match_stage(label, list(self.stages)))
-            values[label] = self.node(item, item_path, owner)
+            values[label] = self.node(item, item_path, _Owner(label, self.entry(label)))
         return PerStage(values)
+
+    def entry(self, label: str) -> str | None:
+        """The stage entry of a per-stage label, decided without guessing.
+
+        A stage name finds its entry as a stage would (exact name, then
+        patterns); a ``/regex/`` label must be the very text of an entry, since
+        one pattern cannot be told to fall inside another.
+        """
+        if is_pattern(label):
+            return label if label in self.stages else None
+        return match_stage(label, list(self.stages))
 
     def string(self, value: str, path: str, owner: _Owner | None) -> Node:
         if value.startswith(ENCRYPT):
@@ -270,7 +309,7 @@ class _Parser:
                     "holds an unencrypted :encrypt: secret; config.yml must only "
                     "be written by `fleece config import` or `fleece config edit`",
                 )
-            stage = self.secret_stage(path, owner, ENCRYPT)
+            entry = self.secret_entry(path, owner, ENCRYPT)
             plaintext = value[len(ENCRYPT) :]
             if not plaintext:
                 raise self.fail(path, "empty secret (KMS cannot encrypt nothing)")
@@ -278,7 +317,7 @@ class _Parser:
                 raise self.fail(
                     path, f"secret longer than KMS's {MAX_SECRET_BYTES} bytes"
                 )
-            return Secret(path, stage, plaintext=plaintext)
+            return Secret(path, entry, plaintext=plaintext)
         if value.startswith(DECRYPT):
             if self.fmt == "open":
                 raise self.fail(
@@ -286,7 +325,7 @@ class _Parser:
                     "holds a :decrypt: ciphertext; import reads the open format "
                     "(`fleece config export` writes it), with secrets as :encrypt:VALUE",
                 )
-            stage = self.secret_stage(path, owner, DECRYPT)
+            entry = self.secret_entry(path, owner, DECRYPT)
             ciphertext = value[len(DECRYPT) :]
             try:
                 base64.b64decode(ciphertext, validate=True)
@@ -294,10 +333,10 @@ class _Parser:
                 raise self.fail(
                     path, "the :decrypt: ciphertext is not base64"
                 ) from None
-            return Secret(path, stage, ciphertext=ciphertext)
+            return Secret(path, entry, ciphertext=ciphertext)
         return value
 
-    def secret_stage(self, path: str, owner: _Owner | None, marker: str) -> str:
+    def secret_entry(self, path: str, owner: _Owner | None, marker: str) -> str:
         if owner is None:
             raise self.fail(
                 path,
@@ -305,13 +344,27 @@ class _Parser:
                 "(e.g. password: {+prod: ':encrypt:...'}), since each stage has "
                 "its own KMS key; nothing was written",
             )
-        if owner.stage is None:
+        if owner.entry is not None:
+            return owner.entry
+        if is_pattern(owner.label):
+            pattern = re.compile(owner.label[1:-1])
+            candidates = [
+                name
+                for name in self.stages
+                if is_pattern(name) or pattern.fullmatch(name)
+            ]
             raise self.fail(
                 path,
-                f"no entry of stages: matches +{owner.label}, so no KMS key "
-                "can protect this secret",
+                f"+{owner.label} is not one of the stages: keys, so which stage's "
+                "KMS key protects this secret is ambiguous (stages it may cover: "
+                f"{', '.join(candidates) or 'none'}); label a secret with a stage "
+                "name or with the exact text of a stages: pattern",
             )
-        return owner.stage
+        raise self.fail(
+            path,
+            f"no entry of stages: matches +{owner.label}, so no KMS key "
+            "can protect this secret",
+        )
 
 
 # ---------------------------------------------------------------------------
@@ -334,31 +387,38 @@ def walk_secrets(node: Node) -> Iterator[Secret]:
             yield from walk_secrets(item)
 
 
-def map_secrets(node: Node, change: Callable[[Secret], Node]) -> Node:
-    """A copy of ``node`` with every secret replaced by ``change(secret)``."""
-    if isinstance(node, Secret):
-        return change(node)
-    if isinstance(node, dict):
-        return {key: map_secrets(item, change) for key, item in node.items()}
-    if isinstance(node, PerStage):
-        return PerStage(
-            {key: map_secrets(item, change) for key, item in node.values.items()}
-        )
-    if isinstance(node, list):
-        return [map_secrets(item, change) for item in node]
-    return node
-
-
-def resolve_stage(config: ConfigFile, stage: str) -> dict[str, Node]:
-    """The config of ``stage``: every per-stage value replaced by its choice.
+def stage_values(config: ConfigFile, stage: str) -> dict[str, Node]:
+    """The config of ``stage``: every per-stage value replaced by its choice
+    (the label naming ``stage`` exactly, else the first ``/regex/`` label
+    matching it).
 
     Secrets stay ``Secret`` objects (decrypting is not pure); raises BadInput
-    for an unknown stage or a per-stage value with nothing for it.
+    for a per-stage value with nothing for the stage.
     """
-    config.stage_entry(stage)
     resolved = _resolve(config.config, stage, "config")
     assert isinstance(resolved, dict)
     return resolved
+
+
+def check_stage_key(config: ConfigFile, stage: str, entry: str, values: Node) -> None:
+    """Every secret among ``values`` (what ``stage`` takes) is encrypted with
+    the key of ``entry``, the stage's own entry.
+
+    A per-stage value may hand a stage the secret of another entry: ``+/.*/``
+    when prod has an entry and a key of its own. Unless both entries name the
+    same key in the same environment, that secret is protected by another
+    stage's key, and rendering it would give prod a value dev can read.
+    """
+    own = config.stages[entry]
+    for secret in walk_secrets(values):
+        other = config.stages[secret.entry]
+        if (other.environment, other.key) != (own.environment, own.key):
+            raise BadInput(
+                f"{secret.path}: stage {stage} would take this secret of stage "
+                f"entry {secret.entry}, encrypted with its key {other.key!r}, not "
+                f"with stage {stage}'s own key {own.key!r}; render refuses it: "
+                f"give the value a +{stage} entry"
+            )
 
 
 def _resolve(node: Node, stage: str, path: str) -> Node:
@@ -406,22 +466,3 @@ def document(config: ConfigFile, secret: Callable[[Secret], Any]) -> dict[str, A
         },
         "config": to_data(config.config, secret),
     }
-
-
-def open_secret(secret: Secret) -> str:
-    """A secret as the open format writes it."""
-    if secret.plaintext is None:
-        raise ValueError(f"{secret.path}: secret was not decrypted")
-    return ENCRYPT + secret.plaintext
-
-
-def closed_secret(secret: Secret) -> str:
-    """A secret as config.yml stores it."""
-    if secret.ciphertext is None:
-        raise ValueError(f"{secret.path}: secret was not encrypted")
-    return DECRYPT + secret.ciphertext
-
-
-def with_plaintext(secret: Secret, plaintext: str) -> Secret:
-    """``secret`` carrying its plaintext too."""
-    return replace(secret, plaintext=plaintext)

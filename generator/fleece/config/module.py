@@ -17,7 +17,8 @@ from types import ModuleType
 from typing import Any
 
 from fleece import __version__
-from fleece.config.kms import Keyring
+from fleece.config.kms import encrypt_chunks
+from fleece.config.stages import Stage
 from fleece.resources import runtime_stub_dir
 from fleece.service.generated import render_generated
 
@@ -62,10 +63,8 @@ def stub() -> ModuleType:
     return module
 
 
-def seal_payload(
-    config: dict[str, Any], stage: str, stage_entry: str, keyring: Keyring
-) -> EncryptedPayload:
-    """Compress and encrypt ``config`` for ``stage`` with its entry's key."""
+def seal_payload(config: dict[str, Any], stage: Stage) -> EncryptedPayload:
+    """Compress and encrypt ``config`` for ``stage`` with its key."""
     helpers = stub()
     plain = json.dumps(config, ensure_ascii=False, separators=(",", ":"))
     payload = os.urandom(helpers.SALT_SIZE) + zlib.compress(plain.encode("utf-8"), 9)
@@ -73,11 +72,11 @@ def seal_payload(
     size = helpers.CHUNK_SIZE
     chunks = [payload[start : start + size] for start in range(0, len(payload), size)]
     contexts = [
-        helpers.chunk_context(stage, index, len(chunks), digest)
+        helpers.chunk_context(stage.name, index, len(chunks), digest)
         for index in range(len(chunks))
     ]
-    key_arn, blobs = keyring.encrypt_chunks(stage_entry, chunks, contexts)
-    return EncryptedPayload(stage, key_arn, digest, tuple(blobs))
+    key_arn, blobs = encrypt_chunks(stage, chunks, contexts)
+    return EncryptedPayload(stage.name, key_arn, digest, tuple(blobs))
 
 
 def render_python_module(payload: EncryptedPayload, config_sha256: str) -> str:
