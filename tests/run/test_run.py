@@ -250,6 +250,40 @@ def test_profile_environment_needs_no_rackspace(
     assert env["AWS_SESSION_TOKEN"]
 
 
+def test_the_profile_s_region_reaches_the_command(
+    rackspace: FakeRackspace,
+    child: list[str],
+    fleece: Fleece,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    config = tmp_path / "aws-config"
+    config.write_text(
+        "[profile eu-dev]\n"
+        "aws_access_key_id = AKIAPROFILEKEY000002\n"
+        "aws_secret_access_key = profile-secret\n"
+        "region = eu-central-1\n"
+    )
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION"):
+        monkeypatch.delenv(name)
+    environments = tmp_path / "profile-environments.yml"
+    environments.write_text(
+        "environments:\n"
+        "  - name: dev\n"
+        "    account: '444444444444'\n"
+        "    profile: eu-dev\n"
+    )
+
+    code, _, err = fleece("run", "-c", str(environments), "-e", "dev", *child)
+
+    assert (code, err) == (0, "")
+    env = report(tmp_path)["env"]
+    assert env["AWS_PROFILE"] is None  # the credentials are given, not the profile
+    assert env["AWS_ACCESS_KEY_ID"] == "AKIAPROFILEKEY000002"
+    assert (env["AWS_REGION"], env["AWS_DEFAULT_REGION"]) == ("eu-central-1",) * 2
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -1,0 +1,130 @@
+"""Local packages in the requirements: installed as real packages, from a copy,
+with nothing of this machine's paths in the zip."""
+
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from tests.builds.build_support import (
+    Fleece,
+    IndexServer,
+    MakeService,
+    contents,
+    names,
+    sha256,
+    write_local_package,
+    zip_of,
+)
+
+
+def files_of(folder: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def imports_from(archive: Path, folder: Path, module: str) -> str:
+    """What ``module.VALUE`` is when the zip is unpacked and imported alone."""
+    with zipfile.ZipFile(archive) as opened:
+        opened.extractall(folder)
+    # As on Lambda: the unpacked zip first on sys.path, nothing else of ours.
+    code = f"import sys; sys.path.insert(0, {str(folder)!r}); import {module}"
+    run = subprocess.run(
+        [sys.executable, "-I", "-c", f"{code}; print({module}.VALUE)"],
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 0, run.stderr
+    return run.stdout.strip()
+
+
+@pytest.mark.parametrize("line", ["-e ../libs/localpkg", "--editable=../libs/localpkg"])
+def test_an_editable_local_package_is_zipped_as_its_code(
+    index: IndexServer,
+    make_service: MakeService,
+    fleece: Fleece,
+    tmp_path: Path,
+    line: str,
+) -> None:
+    service = make_service(line + "\n")
+    write_local_package(service / "libs" / "localpkg")
+
+    code, _, err = fleece("build", str(service))
+
+    assert (code, err) == (0, "")
+    entries = names(zip_of(service))
+    assert "localpkg/__init__.py" in entries
+    assert not [n for n in entries if "__editable__" in n or n.endswith(".pth")]
+    assert imports_from(zip_of(service), tmp_path / "unzipped", "localpkg") == "1"
+
+
+def test_the_local_package_s_folder_is_left_as_it_was(
+    index: IndexServer, make_service: MakeService, fleece: Fleece
+) -> None:
+    service = make_service("-e ../libs/localpkg\n")
+    package = write_local_package(service / "libs" / "localpkg")
+    before = files_of(package)
+
+    assert fleece("build", str(service))[0] == 0
+
+    assert files_of(package) == before  # no build/, no *.egg-info
+
+
+def test_an_editable_package_in_an_included_file_is_installed_too(
+    index: IndexServer, make_service: MakeService, fleece: Fleece
+) -> None:
+    service = make_service("-r ../requirements/common.txt\n")
+    (service / "requirements").mkdir()
+    (service / "requirements" / "common.txt").write_text("-e ../libs/localpkg\n")
+    write_local_package(service / "libs" / "localpkg")
+
+    code, _, _ = fleece("build", str(service))
+
+    assert code == 0
+    assert "localpkg/__init__.py" in names(zip_of(service))
+
+
+@pytest.mark.parametrize("form", ["absolute", "file-url", "direct-url"])
+def test_local_packages_named_by_absolute_paths_and_urls_are_installed(
+    index: IndexServer,
+    make_service: MakeService,
+    fleece: Fleece,
+    tmp_path: Path,
+    form: str,
+) -> None:
+    package = write_local_package(tmp_path / "elsewhere" / "localpkg", value=7)
+    line = {
+        "absolute": str(package),
+        "file-url": package.as_uri(),
+        "direct-url": f"localpkg @ {package.as_uri()}",
+    }[form]
+    service = make_service(line + "\n")
+
+    code, _, err = fleece("build", str(service))
+
+    assert (code, err) == (0, "")
+    assert contents(zip_of(service))["localpkg/__init__.py"] == b"VALUE = 7\n"
+
+
+def test_the_zip_does_not_depend_on_where_the_checkout_is(
+    index: IndexServer, make_service: MakeService, fleece: Fleece, tmp_path: Path
+) -> None:
+    service = make_service("-e ../libs/localpkg\n")
+    write_local_package(service / "libs" / "localpkg")
+    elsewhere = tmp_path / "another" / "checkout"
+    shutil.copytree(service, elsewhere)
+    assert fleece("build", str(service))[0] == 0
+
+    assert fleece("build", str(elsewhere), "--rebuild")[0] == 0
+
+    assert sha256(zip_of(elsewhere)) == sha256(zip_of(service))
+    entries = contents(zip_of(service))
+    assert not [n for n in entries if n.endswith("direct_url.json")]
+    assert b"direct_url.json" not in entries["localpkg-0.1.dist-info/RECORD"]
+    assert not [n for n, v in entries.items() if str(tmp_path).encode() in v]
