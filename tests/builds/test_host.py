@@ -11,6 +11,7 @@ import pytest
 
 from fleece.build.wheels import (
     SUPPORTED_PYTHONS,
+    installed_pip,
     marker_environment,
     marker_mismatches,
     parse_runtime,
@@ -170,6 +171,7 @@ def test_without_requirements_there_is_no_marker_warning(
 
 def test_pip_version_is_the_one_of_fleece_s_python() -> None:
     assert pip_version() == pip.__version__
+    assert installed_pip() == pip.__version__
 
 
 @pytest.fixture

@@ -49,8 +49,8 @@ from fleece.build.cache import (
 from fleece.build.contents import collect_files, is_excluded
 from fleece.build.requirements import has_requirements, requirement_inputs
 from fleece.build.template import Handler, missing_handlers, template_handlers
-from fleece.build.wheels import Runtime, parse_runtime, pip_version
-from fleece.build.ziparchive import ZipSummary, extract_zip, write_zip
+from fleece.build.wheels import Runtime, installed_pip, parse_runtime
+from fleece.build.ziparchive import SOURCE_LEVEL, ZipSummary, extract_zip, write_zip
 from fleece.errors import BadInput, FleeceError
 from fleece.progress import Progress
 from fleece.service.layout import ANSWERS_FILE, load_answers
@@ -232,7 +232,7 @@ def _dependencies(
         plan.runtime,
         docker=request.docker,
         system_packages=request.dependencies,
-        pip=None if request.docker else pip_version(),
+        pip=None if request.docker else installed_pip(),
         rebuild=request.rebuild,
     )
     inputs = requirement_inputs(plan.requirements)
@@ -283,7 +283,7 @@ def _write_zip(
     target.mkdir(parents=True, exist_ok=True)
     partial = target / f".{ZIP_NAME}.{os.getpid()}.tmp"
     try:
-        summary = write_zip(partial, entries, base=layer)
+        summary = write_zip(partial, entries, base=layer, level=SOURCE_LEVEL)
         warnings = check_limits(summary)
         os.chmod(partial, 0o644)
         os.replace(partial, target / ZIP_NAME)
@@ -298,7 +298,7 @@ def _write_folder(
     """The zip's files in the empty or new folder ``output``, all or none; and
     the warnings of ``check_limits``."""
     archive = scratch / ZIP_NAME
-    summary = write_zip(archive, entries, base=layer)
+    summary = write_zip(archive, entries, base=layer, level=SOURCE_LEVEL)
     warnings = check_limits(summary)
     output.parent.mkdir(parents=True, exist_ok=True)
     fresh = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))

@@ -28,7 +28,6 @@ import json
 import os
 import shutil
 import tempfile
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -44,7 +43,7 @@ from fleece.build.wheels import (
     marker_environment,
     marker_mismatches,
 )
-from fleece.build.ziparchive import write_zip
+from fleece.build.ziparchive import DEPENDENCY_LEVEL, write_zip
 from fleece.progress import Progress
 
 __all__ = [
@@ -143,7 +142,7 @@ def dependencies(
             warnings = _marker_warnings(inputs, site, settings.runtime)
         _normalise(site)
         names = tuple(sorted(collect_files(site, (), leftovers=False).files))
-        install = uuid.uuid4().hex
+        install = os.urandom(16).hex()  # any new value: layers of old installs miss
         (fresh / "entry.json").write_text(
             json.dumps({"install": install, "names": names}), encoding="utf-8"
         )
@@ -182,7 +181,7 @@ def dependency_layer(
     layer.parent.mkdir(parents=True, exist_ok=True)
     partial = layer.with_name(f".{layer.name}.{os.getpid()}.tmp")
     try:
-        write_zip(partial, entries)
+        write_zip(partial, entries, level=DEPENDENCY_LEVEL)
         os.replace(partial, layer)
     finally:
         partial.unlink(missing_ok=True)

@@ -25,7 +25,6 @@ import os
 import re
 import shutil
 import urllib.parse
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -227,10 +226,12 @@ def _local_path(spec: str, folder: Path) -> Path | None:
         return None
     reference = spec[span[0] : span[1]]
     if reference.startswith("file:"):
+        from urllib.request import url2pathname  # with ssl and http: only here
+
         url = urllib.parse.urlsplit(reference)
         if url.scheme != "file":
             return None
-        return (folder / urllib.request.url2pathname(url.path)).resolve()
+        return (folder / url2pathname(url.path)).resolve()
     if "://" in reference:
         return None
     return (folder / os.path.expanduser(reference)).resolve()

@@ -33,6 +33,7 @@ __all__ = [
     "Host",
     "Runtime",
     "install_requirements",
+    "installed_pip",
     "marker_environment",
     "marker_mismatches",
     "parse_runtime",
@@ -226,6 +227,17 @@ def _host_environment() -> dict[str, str]:
 _PIP_VERSION = "import pip; print(pip.__version__)"
 
 
+def installed_pip() -> str | None:
+    """The version of pip installed beside fleece, read from its metadata (no
+    process started: for cache keys); None without pip."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("pip")
+    except PackageNotFoundError:
+        return None
+
+
 def pip_version(python: str | None = None) -> str:
     """The version of pip that ``python`` (default: fleece's) runs; a
     ``FleeceError`` without pip.
@@ -282,6 +294,7 @@ def install_requirements(
     distributions; pip finds them there on the next attempt. ``shown`` is the
     requirements file messages name (``requirements`` may be a staged copy).
     """
+    pip_version()  # a clear error, before anything, when there is no pip to run
     requirements, target = requirements.resolve(), target.resolve()
     local_wheels = local_wheels.resolve()
     local_wheels.mkdir(parents=True, exist_ok=True)
