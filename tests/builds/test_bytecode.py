@@ -252,3 +252,19 @@ def test_what_an_interpreter_answered_is_asked_once(tmp_path: Path) -> None:
 
     assert first == second == Interpreter(str(python), "3.13.4", "00", "t")
     assert log.read_text() == "asked\nasked\n"
+
+
+def test_excludes_leave_bytecode_out_too(
+    index: IndexServer,
+    make_service: MakeService,
+    fleece: Fleece,
+    python312: Interpreter,
+) -> None:
+    service = make_service("idna\n")
+
+    code, _, _ = fleece("build", str(service), "--exclude", "*.pyc")
+
+    assert code == 0
+    entries = names(zip_of(service))
+    assert "idna/core.py" in entries and "demo/handler.py" in entries
+    assert not [n for n in entries if n.endswith(".pyc")]

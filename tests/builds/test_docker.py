@@ -145,10 +145,8 @@ def test_dependencies_are_installed_in_the_sam_build_image_of_the_runtime(
         in script
     )
     staged = run["working_dir"]
-    assert f"cd {staged}/requirements\n" in script
-    assert (
-        "--no-compile --target /fleece/out --requirement 0-requirements.txt" in script
-    )
+    assert f"cd {staged}/requirements/0\n" in script
+    assert "--no-compile --target /fleece/out --requirement requirements.txt" in script
     assert run["command"][3:] == ["fleece-build"]  # no system packages asked for
     # Only the staged copy of the requirements, at the same path, and the output.
     assert run["volumes"] == {
@@ -254,14 +252,14 @@ def test_requirements_anywhere_reach_the_container_as_staged_copies(
     assert (code, err) == (0, "")
     [run] = engine.runs
     staged = Path(run["working_dir"])
-    top = engine.staged["requirements/0-requirements.txt"].splitlines()
+    top = engine.staged["requirements/0/requirements.txt"].splitlines()
     assert top[-3:] == [
-        f"-r {staged}/requirements/1-shared.txt",
-        f"-c {staged}/requirements/2-constraints.txt",
-        f"{staged}/local/0-pkg",  # no longer editable
+        f"-r {staged}/requirements/1/shared.txt",
+        f"-c {staged}/requirements/2/constraints.txt",
+        f"{staged}/local/0/pkg",  # no longer editable
     ]
-    assert engine.staged["requirements/1-shared.txt"] == "nativepkg\n"
-    assert engine.staged["local/0-pkg/localpkg/__init__.py"] == "VALUE = 1\n"
+    assert engine.staged["requirements/1/shared.txt"] == "nativepkg\n"
+    assert engine.staged["local/0/pkg/localpkg/__init__.py"] == "VALUE = 1\n"
 
 
 def test_modules_are_compiled_in_the_build_image_when_no_python_is_here(
@@ -299,8 +297,8 @@ def test_the_container_script_gives_the_output_back_when_pip_fails(
     # The script itself, run by a real bash with stand-ins for the image's
     # python (pip fails halfway) and chown (records what it was asked).
     staged, output, tools = (tmp_path / n for n in ("staged", "out", "bin"))
-    (staged / "requirements").mkdir(parents=True)
-    requirements = staged / "requirements" / "0-requirements.txt"
+    requirements = staged / "requirements" / "0" / "requirements.txt"
+    requirements.parent.mkdir(parents=True)
     requirements.write_text("nativepkg\n")
     output.mkdir()
     tools.mkdir()
@@ -325,6 +323,6 @@ def test_the_container_script_gives_the_output_back_when_pip_fails(
 
     assert run.returncode == 7, run.stderr
     assert log.read_text().splitlines() == [
-        str(staged / "requirements"),
+        str(requirements.parent),
         f"chown -R 1000:1000 {output} {staged}",
     ]

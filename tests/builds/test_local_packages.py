@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from fleece.build.requirements import requirement_inputs, stage_requirements
 from tests.builds.build_support import (
     Fleece,
     IndexServer,
@@ -128,3 +129,50 @@ def test_the_zip_does_not_depend_on_where_the_checkout_is(
     assert not [n for n in entries if n.endswith("direct_url.json")]
     assert b"direct_url.json" not in entries["localpkg-0.1.dist-info/RECORD"]
     assert not [n for n, v in entries.items() if str(tmp_path).encode() in v]
+
+
+def test_a_local_wheel_file_is_installed_from_its_copy(
+    index: IndexServer,
+    wheelhouse: Path,
+    make_service: MakeService,
+    fleece: Fleece,
+) -> None:
+    wheel = next(wheelhouse.glob("idna-*.whl"))
+    service = make_service(f"../wheels/{wheel.name}\n")
+    (service / "wheels").mkdir()
+    shutil.copy(wheel, service / "wheels")
+
+    code, _, err = fleece("build", str(service))
+
+    assert (code, err) == (0, "")
+    assert "idna/core.py" in names(zip_of(service))
+
+
+def test_the_staged_copy_points_at_copies_and_keeps_what_is_remote(
+    tmp_path: Path,
+) -> None:
+    service = tmp_path / "service"
+    write_local_package(service / "libs" / "localpkg")
+    (service / "src").mkdir()
+    (service / "src" / "requirements.txt").write_text(
+        "--index-url https://pypi.example.com/simple\n"
+        "-r https://example.com/shared.txt\n"
+        "-f https://example.com/wheels/\n"
+        "requests>=2 ; python_version >= '3.12'\n"
+        "-e ../libs/localpkg[extra] ; sys_platform == 'linux'\n"
+        "-e git+https://example.com/repo.git#egg=remote\n"
+    )
+    inputs = requirement_inputs(service / "src" / "requirements.txt")
+
+    top = stage_requirements(inputs, tmp_path / "staged")
+
+    copy = tmp_path / "staged" / "local" / "0" / "localpkg"
+    assert top.read_text().splitlines() == [
+        "--index-url https://pypi.example.com/simple",
+        "-r https://example.com/shared.txt",
+        "-f https://example.com/wheels/",
+        "requests>=2 ; python_version >= '3.12'",
+        f"{copy}[extra] ; sys_platform == 'linux'",
+        "git+https://example.com/repo.git#egg=remote",
+    ]
+    assert (copy / "localpkg" / "__init__.py").read_text() == "VALUE = 1\n"

@@ -50,7 +50,7 @@ from fleece.build.contents import collect_files, is_excluded
 from fleece.build.requirements import has_requirements, requirement_inputs
 from fleece.build.template import Handler, missing_handlers, template_handlers
 from fleece.build.wheels import Runtime, installed_pip, parse_runtime
-from fleece.build.ziparchive import SOURCE_LEVEL, ZipSummary, extract_zip, write_zip
+from fleece.build.ziparchive import ZipSummary, extract_zip, write_zip
 from fleece.errors import BadInput, FleeceError
 from fleece.progress import Progress
 from fleece.service.layout import ANSWERS_FILE, load_answers
@@ -145,12 +145,18 @@ def build(request: BuildRequest, progress: Progress | None = None) -> BuildResul
         warnings += [note] if note else []
         layer = None
         if installed is not None:
-            layer = dependency_layer(installed, layer_names, compiler, scratch, progress)
+            layer = dependency_layer(
+                installed, layer_names, compiler, request.excludes, scratch, progress
+            )
         if compiler is not None:
             progress.begin("compile")
             modules = {n: p for n, p in source.files.items() if n.endswith(".py")}
             compiled = compile_modules(compiler, modules, scratch, bytecode_memo())
-            entries.update(compiled.bytecode)
+            entries.update(
+                (n, b)
+                for n, b in compiled.bytecode.items()
+                if not is_excluded(n, request.excludes)
+            )
             if compiled.failures:
                 warnings.append(_not_compiled(compiled.failures, plan.source, compiler))
         progress.begin("zip")
@@ -283,7 +289,7 @@ def _write_zip(
     target.mkdir(parents=True, exist_ok=True)
     partial = target / f".{ZIP_NAME}.{os.getpid()}.tmp"
     try:
-        summary = write_zip(partial, entries, base=layer, level=SOURCE_LEVEL)
+        summary = write_zip(partial, entries, base=layer)
         warnings = check_limits(summary)
         os.chmod(partial, 0o644)
         os.replace(partial, target / ZIP_NAME)
@@ -298,7 +304,7 @@ def _write_folder(
     """The zip's files in the empty or new folder ``output``, all or none; and
     the warnings of ``check_limits``."""
     archive = scratch / ZIP_NAME
-    summary = write_zip(archive, entries, base=layer, level=SOURCE_LEVEL)
+    summary = write_zip(archive, entries, base=layer)
     warnings = check_limits(summary)
     output.parent.mkdir(parents=True, exist_ok=True)
     fresh = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))

@@ -194,7 +194,7 @@ def find_interpreter(
         except OSError:
             continue
         answer = known.get(candidate)
-        if answer is None or answer.get("stamp") != stamp:
+        if not isinstance(answer, dict) or answer.get("stamp") != stamp:
             answer = {"stamp": stamp, "identity": _probe(candidate)}
             known[candidate] = answer
             changed = True

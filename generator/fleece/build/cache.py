@@ -34,7 +34,7 @@ from pathlib import Path
 
 from fleece import __version__
 from fleece.build.bytecode import Compiler, compile_modules
-from fleece.build.contents import collect_files
+from fleece.build.contents import collect_files, is_excluded
 from fleece.build.requirements import RequirementInputs, stage_requirements
 from fleece.build.wheels import (
     Host,
@@ -43,7 +43,7 @@ from fleece.build.wheels import (
     marker_environment,
     marker_mismatches,
 )
-from fleece.build.ziparchive import DEPENDENCY_LEVEL, write_zip
+from fleece.build.ziparchive import write_zip
 from fleece.progress import Progress
 
 __all__ = [
@@ -117,12 +117,14 @@ def dependencies(
     fresh = Path(tempfile.mkdtemp(prefix=".partial-", dir=store))
     try:
         site = fresh / "site"
-        requirements = stage_requirements(inputs, scratch / "staged")
+        staged = scratch / "staged"
+        requirements = stage_requirements(inputs, staged)
         if settings.docker:
             from fleece.build.container import install_requirements_in_docker
 
             install_requirements_in_docker(
                 requirements,
+                staged,
                 settings.runtime,
                 site,
                 settings.system_packages,
@@ -158,15 +160,20 @@ def dependency_layer(
     installed: Dependencies,
     names: Sequence[str],
     compiler: Compiler | None,
+    excludes: Sequence[str],
     scratch: Path,
     progress: Progress,
 ) -> Path:
-    """The zip of ``names`` (files of ``installed``) and their bytecode, cached."""
+    """The zip of ``names`` (files of ``installed``) and their bytecode, cached.
+
+    ``excludes`` leaves bytecode out too (``--exclude '*.pyc'``).
+    """
     parts = {
         "format": CACHE_FORMAT,
         "install": installed.install,
         "names": hashlib.sha256("\0".join(names).encode()).hexdigest(),
         "compiler": compiler.identity if compiler else None,
+        "excludes": sorted(excludes),
     }
     digest = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
     layer = cache_dir() / "layers" / f"{installed.key}-{digest[:32]}.zip"
@@ -176,12 +183,13 @@ def dependency_layer(
     if compiler is not None:
         progress.begin("compile dependencies")
         modules = {n: installed.site / n for n in names if n.endswith(".py")}
-        entries.update(compile_modules(compiler, modules, scratch).bytecode)
+        bytecode = compile_modules(compiler, modules, scratch).bytecode
+        entries.update((n, b) for n, b in bytecode.items() if not is_excluded(n, excludes))
     progress.begin("compress dependencies")
     layer.parent.mkdir(parents=True, exist_ok=True)
     partial = layer.with_name(f".{layer.name}.{os.getpid()}.tmp")
     try:
-        write_zip(partial, entries, level=DEPENDENCY_LEVEL)
+        write_zip(partial, entries)
         os.replace(partial, layer)
     finally:
         partial.unlink(missing_ok=True)

@@ -84,6 +84,7 @@ def container_script(
 
 def install_requirements_in_docker(
     requirements: Path,
+    staged: Path,
     runtime: Runtime,
     target: Path,
     system_packages: Sequence[str],
@@ -93,15 +94,14 @@ def install_requirements_in_docker(
 ) -> None:
     """Install the staged ``requirements`` into ``target`` inside the build image.
 
-    The staged folder is the requirements file's grandparent (see
-    ``stage_requirements``). ``PIP_*`` variables of ``environ`` are passed to
-    pip in the container.
+    ``staged`` is the folder ``stage_requirements`` filled, which holds
+    ``requirements``. ``PIP_*`` variables of ``environ`` are passed to pip in
+    the container.
     """
     for package in system_packages:
         if not package or package.startswith("-"):
             raise BadInput(f"--dependencies: {package!r} is not a package name")
-    requirements = requirements.resolve()
-    staged = requirements.parent.parent
+    requirements, staged = requirements.resolve(), staged.resolve()
     script = container_script(
         requirements.as_posix(), staged.as_posix(), f"{os.getuid()}:{os.getgid()}"
     )

@@ -152,17 +152,18 @@ def stage_requirements(inputs: RequirementInputs, folder: Path) -> Path:
     """Copy the requirements and local packages into ``folder`` (new), rewritten
     as the module docstring says; the copy of the top requirements file."""
     folder = folder.resolve()
+    # Each copy keeps its name (pip reads a wheel's or sdist's file name).
     staged: dict[Path, Path] = {}
     for index, package in enumerate(inputs.local):
-        copy = folder / "local" / f"{index}-{package.name}"
+        copy = folder / "local" / str(index) / package.name
         for name, file in package_files(package):
             target = copy if package.is_file() else copy / name
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(file, target)
         staged[package] = copy
     for index, requirements in enumerate(inputs.tree):
-        name = f"{index}-{requirements.path.name}"
-        staged[requirements.path] = folder / "requirements" / name
+        name = requirements.path.name
+        staged[requirements.path] = folder / "requirements" / str(index) / name
     for requirements in inputs.tree:
         text = "".join(_rewrite(line, staged) + "\n" for line in requirements.lines)
         staged[requirements.path].parent.mkdir(parents=True, exist_ok=True)
@@ -189,13 +190,13 @@ def _parse(text: str, file: Path, folder: Path) -> _Line:
             return _Line(text, None, text, None)  # --index-url and the like
         return _Line(text, None, text, _local_path(text, folder))
     name, value = _SHORT.get(option.group(1), option.group(1)), option.group(2)
+    if name in ("-r", "-c", "-f") and "://" in value:
+        return _Line(text, name, value, None)  # a URL: nothing local to copy
     if name in ("-r", "-c"):
         return _Line(text, name, value, (file.parent / value).resolve())
     if name == "-f":
         # pip looks for a --find-links path next to the file first.
         beside = file.parent / value
-        if "://" in value:
-            return _Line(text, name, value, None)
         return _Line(text, name, value, (beside if beside.exists() else folder / value))
     # -e: the rest of the line (markers, options) belongs to the requirement.
     value = value + option.group(3)
