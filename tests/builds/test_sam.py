@@ -13,11 +13,13 @@ port.
 """
 
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import boto3
 import pytest
 import yaml
 
@@ -136,6 +138,45 @@ def test_sam_build_builds_the_files_of_fleece_build(
     assert "demo/__pycache__/handler.cpython-312.pyc" in tree(artifacts)
     if api_style == "openapi":
         assert "connexion/__init__.py" in tree(artifacts)
+
+
+def test_sam_package_uploads_the_files_of_fleece_build(
+    aws: str,
+    serve_index: Callable[[Path], IndexServer],
+    wheelhouse: Path,
+    run_sam: Callable[..., subprocess.CompletedProcess[str]],
+    fleece: Fleece,
+    tmp_path: Path,
+) -> None:
+    # What `sam deploy` uploads, to moto's S3 over HTTP.
+    serve_index(wheelhouse)
+    service = new_service(tmp_path, "none")
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="artifacts")
+    assert run_sam(service, "build").returncode == 0
+
+    packaged = run_sam(
+        service,
+        "package",
+        "--s3-bucket",
+        "artifacts",
+        "--output-template-file",
+        "packaged.yaml",
+        "--region",
+        "us-east-1",
+    )
+
+    assert packaged.returncode == 0, packaged.stdout + packaged.stderr
+    uri = re.search(
+        r"CodeUri: s3://artifacts/(\S+)", (service / "packaged.yaml").read_text()
+    )
+    assert uri is not None
+    uploaded = tmp_path / "uploaded.zip"
+    uploaded.write_bytes(
+        s3.get_object(Bucket="artifacts", Key=uri.group(1))["Body"].read()
+    )
+    assert fleece("build", str(service))[0] == 0
+    assert contents(uploaded) == contents(zip_of(service))
 
 
 @pytest.mark.parametrize("api_style", ["none", "router", "openapi"])
