@@ -173,7 +173,12 @@ def marker_mismatches(
     """
     from importlib.metadata import distributions
 
-    from packaging.markers import InvalidMarker, Marker
+    from packaging.markers import (
+        InvalidMarker,
+        Marker,
+        UndefinedComparison,
+        UndefinedEnvironmentName,
+    )
     from packaging.requirements import InvalidRequirement, Requirement
     from packaging.utils import canonicalize_name
 
@@ -200,8 +205,8 @@ def marker_mismatches(
                 {**host, "extra": ""}
             ):
                 continue
-        except InvalidMarker:
-            continue
+        except (InvalidMarker, UndefinedComparison, UndefinedEnvironmentName):
+            continue  # a marker pip cannot evaluate either: pip says so
         try:
             requirement = Requirement(spec.strip())
         except InvalidRequirement:
