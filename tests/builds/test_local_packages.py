@@ -126,8 +126,10 @@ def test_the_zip_does_not_depend_on_where_the_checkout_is(
 
     assert sha256(zip_of(elsewhere)) == sha256(zip_of(service))
     entries = contents(zip_of(service))
-    assert not [n for n in entries if n.endswith("direct_url.json")]
-    assert b"direct_url.json" not in entries["localpkg-0.1.dist-info/RECORD"]
+    leftover = ("direct_url.json", "INSTALLER", "REQUESTED")
+    assert not [n for n in entries if n.endswith(leftover)]
+    record = entries["localpkg-0.1.dist-info/RECORD"].decode()
+    assert not [name for name in leftover if name in record]
     assert not [n for n, v in entries.items() if str(tmp_path).encode() in v]
 
 

@@ -241,32 +241,36 @@ def _store(fresh: Path, entry: Path) -> None:
 
 
 def _normalise(site: Path) -> None:
-    """Leave out what depends on this machine rather than on the requirements.
+    """Leave out what records how this machine installed, not what it installed.
 
-    Console scripts (``bin/``) point at this machine's Python. pip records
-    where a local package was installed from (``direct_url.json``, a
-    ``file:`` URL of the build's scratch folder): that line would make the
-    zip depend on where the build ran, and it means nothing on Lambda.
+    Console scripts (``bin/``) point at this machine's Python. pip writes into
+    each ``*.dist-info`` the installer's name (``INSTALLER``), whether the
+    package was asked for by name (``REQUESTED``) and where a local package
+    came from (``direct_url.json``, a ``file:`` URL of the build's scratch
+    folder, which would make the zip depend on where the build ran): none of
+    it means anything on Lambda, and the wheels themselves hold none of it.
     """
     shutil.rmtree(site / "bin", ignore_errors=True)
-    for record in site.glob("*.dist-info/direct_url.json"):
-        try:
-            local = json.loads(record.read_text(encoding="utf-8"))["url"].startswith(
-                "file:"
-            )
-        except (ValueError, KeyError, AttributeError):
-            local = False
-        if not local:
-            continue
-        record.unlink()
-        listing = record.parent / "RECORD"
-        if listing.is_file():
-            lines = listing.read_text(encoding="utf-8").splitlines(keepends=True)
-            prefix = f"{record.parent.name}/direct_url.json,"
-            listing.write_text(
-                "".join(line for line in lines if not line.startswith(prefix)),
-                encoding="utf-8",
-            )
+    for info in site.glob("*.dist-info"):
+        dropped = [info / "INSTALLER", info / "REQUESTED"]
+        if _installed_from_a_file(info / "direct_url.json"):
+            dropped.append(info / "direct_url.json")
+        for path in dropped:
+            path.unlink(missing_ok=True)
+        record = info / "RECORD"
+        if record.is_file():
+            names = {f"{info.name}/{path.name}," for path in dropped}
+            lines = record.read_text(encoding="utf-8").splitlines(keepends=True)
+            kept = [line for line in lines if not line.startswith(tuple(names))]
+            record.write_text("".join(kept), encoding="utf-8")
+
+
+def _installed_from_a_file(direct_url: Path) -> bool:
+    try:
+        url = json.loads(direct_url.read_text(encoding="utf-8"))["url"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return isinstance(url, str) and url.startswith("file:")
 
 
 def _marker_warnings(inputs: RequirementInputs, site: Path, runtime: Runtime) -> list[str]:
