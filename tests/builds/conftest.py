@@ -77,19 +77,25 @@ def index(serve_index: Callable[[Path], IndexServer], wheelhouse: Path) -> Index
 
 @pytest.fixture
 def make_service(tmp_path: Path) -> MakeService:
-    """``make_service(requirements, architecture=...)``: a service from `fleece new`."""
+    """``make_service(requirements, architecture=..., api_style=..., git=...)``:
+    a service from `fleece new`, ``requirements`` added to its own."""
     count = 0
 
-    def make(requirements: str = "requests\n", architecture: str = "x86_64") -> Path:
+    def make(
+        requirements: str = "requests\n",
+        architecture: str = "x86_64",
+        api_style: str = "none",
+        git: bool = False,
+    ) -> Path:
         nonlocal count
         count += 1
         created = create_service(
             NewService(
                 name="demo",
                 destination=tmp_path / f"demo{count}",
-                data=(f"architecture={architecture}",),
+                data=(f"architecture={architecture}", f"api_style={api_style}"),
                 defaults=True,
-                git=False,
+                git=git,
             )
         )
         requirements_file = created.path / "src" / "requirements.txt"

@@ -57,6 +57,10 @@ def test_x86_64_zip_holds_code_and_dependencies_for_that_machine(
     assert not [n for n in entries if n.startswith("bin/")]
     # What pip records about its own install is not the wheels' content.
     assert not [n for n in entries if n.endswith(("/INSTALLER", "/REQUESTED"))]
+    with zipfile.ZipFile(zip_of(service)) as opened:
+        record = opened.read("charset_normalizer-3.4.1.dist-info/RECORD").decode()
+    assert "bin/normalizer" not in record  # the console script is not in the zip
+    assert "charset_normalizer/md.py," in record
     assert out.startswith(f"Built {zip_of(service)} (python3.12, x86_64")
     assert f"sha256 {sha256(zip_of(service))}" in out
 

@@ -16,7 +16,7 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import boto3
@@ -26,8 +26,13 @@ import yaml
 from fleece.build.bytecode import Interpreter
 from fleece.service.check import check_service
 from fleece.service.layout import BASE_DIR
-from fleece.service.new import NewService, create_service
-from tests.builds.build_support import Fleece, IndexServer, contents, zip_of
+from tests.builds.build_support import (
+    Fleece,
+    IndexServer,
+    MakeService,
+    contents,
+    zip_of,
+)
 from tests.venvs import create_environment, offline_environ, pip_install
 from tests.wheelhouse import (
     SAM_LOCK,
@@ -61,8 +66,8 @@ def sam(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def run_sam(
-    sam: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Callable[..., subprocess.CompletedProcess[str]]]:
+    sam: Path, tmp_path: Path
+) -> Callable[..., subprocess.CompletedProcess[str]]:
     """``run_sam(service, *args)``: the SAM CLI in ``service``, offline."""
     closed = "http://127.0.0.1:9"  # nothing listens on the discard port
 
@@ -88,19 +93,7 @@ def run_sam(
             timeout=600,
         )
 
-    yield run
-
-
-def new_service(tmp_path: Path, api_style: str) -> Path:
-    return create_service(
-        NewService(
-            name="demo",
-            destination=tmp_path / f"demo-{api_style}",
-            data=(f"api_style={api_style}",),
-            defaults=True,
-            git=True,
-        )
-    ).path
+    return run
 
 
 def tree(folder: Path) -> dict[str, bytes]:
@@ -118,13 +111,13 @@ def test_sam_build_builds_the_files_of_fleece_build(
     run_sam: Callable[..., subprocess.CompletedProcess[str]],
     fleece: Fleece,
     python312: Interpreter,
-    tmp_path: Path,
+    make_service: MakeService,
     api_style: str,
 ) -> None:
     if not is_complete(openapi_folder(), openapi_wanted()):
         pytest.fail(f"run `python tests/wheelhouse.py`: {openapi_folder()} is missing")
     serve_index(openapi_folder() if api_style == "openapi" else wheelhouse)
-    service = new_service(tmp_path, api_style)
+    service = make_service("", api_style=api_style, git=True)
 
     built = run_sam(service, "build")
 
@@ -146,11 +139,12 @@ def test_sam_package_uploads_the_files_of_fleece_build(
     wheelhouse: Path,
     run_sam: Callable[..., subprocess.CompletedProcess[str]],
     fleece: Fleece,
+    make_service: MakeService,
     tmp_path: Path,
 ) -> None:
     # What `sam deploy` uploads, to moto's S3 over HTTP.
     serve_index(wheelhouse)
-    service = new_service(tmp_path, "none")
+    service = make_service("", git=True)
     s3 = boto3.client("s3")
     s3.create_bucket(Bucket="artifacts")
     assert run_sam(service, "build").returncode == 0
@@ -184,11 +178,11 @@ def test_sam_validate_with_lint_passes(
     serve_index: Callable[[Path], IndexServer],
     wheelhouse: Path,
     run_sam: Callable[..., subprocess.CompletedProcess[str]],
-    tmp_path: Path,
+    make_service: MakeService,
     api_style: str,
 ) -> None:
     serve_index(wheelhouse)
-    service = new_service(tmp_path, api_style)
+    service = make_service("", api_style=api_style, git=True)
 
     validated = run_sam(service, "validate", "--lint")
 
@@ -200,10 +194,10 @@ def test_sam_build_fails_when_fleece_build_fails(
     serve_index: Callable[[Path], IndexServer],
     wheelhouse: Path,
     run_sam: Callable[..., subprocess.CompletedProcess[str]],
-    tmp_path: Path,
+    make_service: MakeService,
 ) -> None:
     serve_index(wheelhouse)
-    service = new_service(tmp_path, "none")
+    service = make_service("", git=True)
     (service / "src" / "demo" / "handler.py").unlink()
 
     built = run_sam(service, "build")
@@ -216,10 +210,10 @@ def test_sam_build_fails_when_fleece_build_fails(
 def test_make_without_sam_builds_the_zip(
     serve_index: Callable[[Path], IndexServer],
     wheelhouse: Path,
-    tmp_path: Path,
+    make_service: MakeService,
 ) -> None:
     serve_index(wheelhouse)
-    service = new_service(tmp_path, "none")
+    service = make_service("", git=True)
     environ = offline_environ(FLEECE=f"{sys.executable} -m fleece")
     environ.update(FLEECE_CACHE_DIR=os.environ["FLEECE_CACHE_DIR"])
 
@@ -241,9 +235,9 @@ def test_make_without_sam_builds_the_zip(
 
 
 def test_update_brings_the_sam_build_to_a_service_made_before_it(
-    tmp_path: Path, fleece: Fleece
+    make_service: MakeService, fleece: Fleece
 ) -> None:
-    service = new_service(tmp_path, "none")
+    service = make_service("", git=True)
     fresh = tree(service)
     # The service as fleece made it before: no SAM files, the zip as CodeUri.
     for root in (service, service / BASE_DIR):

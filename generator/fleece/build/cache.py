@@ -259,9 +259,10 @@ def _normalise(site: Path) -> None:
             path.unlink(missing_ok=True)
         record = info / "RECORD"
         if record.is_file():
-            names = {f"{info.name}/{path.name}," for path in dropped}
+            # "../../bin/..." lines list the console scripts left out above.
+            gone = ("../", *(f"{info.name}/{path.name}," for path in dropped))
             lines = record.read_text(encoding="utf-8").splitlines(keepends=True)
-            kept = [line for line in lines if not line.startswith(tuple(names))]
+            kept = [line for line in lines if not line.startswith(gone)]
             record.write_text("".join(kept), encoding="utf-8")
 
 
