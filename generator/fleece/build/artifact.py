@@ -41,7 +41,6 @@ from fleece.build.cache import (
     Dependencies,
     DependencySettings,
     bytecode_memo,
-    cache_dir,
     dependencies,
     dependency_layer,
     interpreter_memo,
@@ -61,7 +60,6 @@ __all__ = [
     "BuildRequest",
     "BuildResult",
     "build",
-    "cache_dir",
     "check_limits",
     "describe",
 ]

@@ -8,7 +8,7 @@ folder excludes everything in it.
 Bytecode (``__pycache__``, ``*.pyc``) is never taken from a folder: fleece
 compiles the zip's modules itself, with the runtime's Python
 (``fleece.build.bytecode``). The service's source also leaves out what tools
-leave behind (``LEFTOVERS``): ``*.egg-info`` (``pip install -e .``), the
+leave behind: ``*.egg-info`` (``pip install -e .``), the
 ``build/`` folder of a Python project (a folder holding ``pyproject.toml``,
 ``setup.py`` or ``setup.cfg``), and the caches of pytest, mypy and ruff.
 
@@ -28,23 +28,9 @@ from pathlib import Path, PurePosixPath
 
 from fleece.errors import BadInput
 
-__all__ = [
-    "BYTECODE",
-    "LEFTOVERS",
-    "Contents",
-    "collect_files",
-    "is_excluded",
-    "is_leftover",
-]
+__all__ = ["Contents", "collect_files", "is_excluded"]
 
-BYTECODE = ("__pycache__", "*.pyc", "*.pyo")
-LEFTOVERS = (
-    "*.egg-info",
-    "build/ of a Python project",
-    ".pytest_cache",
-    ".mypy_cache",
-    ".ruff_cache",
-)
+_BYTECODE = ("__pycache__", "*.pyc", "*.pyo")
 _LEFTOVER_FOLDERS = {".pytest_cache", ".mypy_cache", ".ruff_cache"}
 _PROJECT_FILES = {"pyproject.toml", "setup.py", "setup.cfg"}
 
@@ -71,8 +57,8 @@ def is_excluded(path: str, globs: Iterable[str]) -> bool:
     return False
 
 
-def is_leftover(folder: str, in_project: bool) -> bool:
-    """True for a folder a build or a tool left in a source tree (see ``LEFTOVERS``).
+def _is_leftover(folder: str, in_project: bool) -> bool:
+    """True for a folder a build or a tool left in a source tree.
 
     ``in_project``: the folder holding it is a Python project's root.
     """
@@ -88,10 +74,10 @@ def collect_files(
 ) -> Contents:
     """Every regular file under ``root`` not excluded, keyed by its path in the zip.
 
-    ``leftovers``: also leave out ``LEFTOVERS`` (for the service's own
-    source). ``label`` names ``root`` in warnings and errors (default: its path).
+    ``leftovers``: also leave out what tools leave behind (see the module
+    docstring), for the service's own source. ``label`` names ``root`` in warnings and errors (default: its path).
     """
-    globs = [*BYTECODE, *excludes]
+    globs = [*_BYTECODE, *excludes]
     contents = Contents()
     shown = label if label is not None else str(root)
     top = os.stat(root)
@@ -125,7 +111,7 @@ def collect_files(
                     continue
                 raise BadInput(f"{where}: cannot read it ({error.strerror})") from None
             if stat.S_ISDIR(info.st_mode):
-                if leftovers and is_leftover(entry.name, in_project):
+                if leftovers and _is_leftover(entry.name, in_project):
                     continue
                 identity = (info.st_dev, info.st_ino)
                 if identity in parents:

@@ -86,9 +86,6 @@ class RequirementInputs:
     local: tuple[Path, ...]
     tree: tuple[_File, ...]
 
-    def paths(self) -> tuple[Path, ...]:
-        return self.files + self.local
-
     def digest(self) -> str:
         """A digest of the content of every input (local packages: their files).
 
