@@ -7,6 +7,7 @@ summary line is all its output.
 import shutil
 import sys
 import time
+from types import TracebackType
 from typing import TextIO
 
 __all__ = ["Progress"]
@@ -53,6 +54,23 @@ class Progress:
             self._stream.write("\n")
             self._stream.flush()
         self._step = None
+
+    def __enter__(self) -> "Progress":
+        return self
+
+    def __exit__(
+        self,
+        error_type: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        """On an error, leave the unfinished status line, so that the error
+        message starts on a line of its own."""
+        if error_type is not None and self._step is not None:
+            self._step = None
+            if self._stream is not None:
+                self._stream.write("\n")
+                self._stream.flush()
 
     def _status(self, text: str) -> None:
         if self._stream is None:

@@ -67,9 +67,12 @@ def run(request: RunRequest) -> int:
     )
     if target.profile is None and login is None:
         raise BadInput(_missing_login_message(target))
-    credentials = credentials_of(session_for_environment(target, login=login))
+    session = session_for_environment(target, login=login)
+    # The environment's region, else the one its profile (or AWS config) names.
+    region = target.region or session.region_name
     return _run_child(
-        request.command, child_environment(os.environ, credentials, target)
+        request.command,
+        child_environment(os.environ, credentials_of(session), region),
     )
 
 
@@ -109,14 +112,18 @@ def resolve_target(request: RunRequest) -> Environment:
 
 
 def child_environment(
-    environ: Mapping[str, str], credentials: AwsCredentials, target: Environment
+    environ: Mapping[str, str], credentials: AwsCredentials, region: str | None
 ) -> dict[str, str]:
-    """The child's variables: ours, with the credentials (and region) set."""
+    """The child's variables: ours, with the credentials (and region) set.
+
+    ``AWS_PROFILE`` is removed so the credentials are the ones used; the
+    profile's region, which the child would no longer see, is in ``region``.
+    """
     child = {k: v for k, v in environ.items() if k not in _SHADOWING}
     child.pop("AWS_SESSION_TOKEN", None)
     child.update(credentials.as_environment())
-    if target.region:
-        child["AWS_REGION"] = child["AWS_DEFAULT_REGION"] = target.region
+    if region:
+        child["AWS_REGION"] = child["AWS_DEFAULT_REGION"] = region
     return child
 
 

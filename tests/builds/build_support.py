@@ -1,11 +1,17 @@
-"""Helpers of the build tests: a PEP 503 package index served on 127.0.0.1."""
+"""Helpers of the build tests: a PEP 503 package index served on 127.0.0.1,
+reading zips, local packages, and interpreters out of sight."""
 
+import hashlib
 import html
+import os
 import re
 import threading
+import zipfile
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+
+import pytest
 
 Fleece = Callable[..., tuple[int, str, str]]
 MakeService = Callable[..., Path]
@@ -65,3 +71,47 @@ class IndexServer:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join()
+
+
+def zip_of(service: Path) -> Path:
+    """Where `fleece build` writes the service's zip."""
+    return service / "dist" / "lambda_function.zip"
+
+
+def names(archive: Path) -> list[str]:
+    """The entries of a zip, in their order."""
+    with zipfile.ZipFile(archive) as opened:
+        return opened.namelist()
+
+
+def contents(archive: Path) -> dict[str, bytes]:
+    """Every entry of a zip and its bytes."""
+    with zipfile.ZipFile(archive) as opened:
+        return {name: opened.read(name) for name in opened.namelist()}
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def write_local_package(folder: Path, name: str = "localpkg", value: int = 1) -> Path:
+    """A setuptools project in ``folder`` with one package, ``name``."""
+    (folder / name).mkdir(parents=True)
+    (folder / "pyproject.toml").write_text(
+        '[build-system]\nrequires = ["setuptools"]\n'
+        'build-backend = "setuptools.build_meta"\n\n'
+        f'[project]\nname = "{name}"\nversion = "0.1"\n'
+    )
+    (folder / name / "__init__.py").write_text(f"VALUE = {value}\n")
+    return folder
+
+
+def hide_pythons(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, python: str) -> None:
+    """Leave no interpreter of ``python`` ("3.12") where a build looks for one."""
+    empty = tmp_path / "no-pythons"
+    empty.mkdir(exist_ok=True)
+    monkeypatch.setenv("PYENV_ROOT", str(empty))
+    monkeypatch.setenv("UV_PYTHON_INSTALL_DIR", str(empty))
+    folders = os.environ.get("PATH", "").split(os.pathsep)
+    kept = [f for f in folders if not (Path(f) / f"python{python}").exists()]
+    monkeypatch.setenv("PATH", os.pathsep.join(kept))

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from fleece.build.bytecode import Interpreter, find_interpreter
 from fleece.cli import main
 from fleece.service.new import NewService, create_service
 from tests.builds.build_support import Fleece, IndexServer, MakeService
@@ -27,6 +28,19 @@ def wheelhouse() -> Path:
             "run `python tests/wheelhouse.py` first (it needs PyPI)"
         )
     return folder
+
+
+@pytest.fixture(scope="session")
+def python312(tmp_path_factory: pytest.TempPathFactory) -> Interpreter:
+    """This machine's Python 3.12, which builds for python3.12 compile with."""
+    memo = tmp_path_factory.mktemp("interpreters") / "memo.json"
+    found = find_interpreter("3.12", memo)
+    if found is None:
+        pytest.fail(
+            "the bytecode tests need a Python 3.12 interpreter on PATH, "
+            "in pyenv or among uv's Pythons (uv python install 3.12)"
+        )
+    return found
 
 
 @pytest.fixture
@@ -63,19 +77,25 @@ def index(serve_index: Callable[[Path], IndexServer], wheelhouse: Path) -> Index
 
 @pytest.fixture
 def make_service(tmp_path: Path) -> MakeService:
-    """``make_service(requirements, architecture=...)``: a service from `fleece new`."""
+    """``make_service(requirements, architecture=..., api_style=..., git=...)``:
+    a service from `fleece new`, ``requirements`` added to its own."""
     count = 0
 
-    def make(requirements: str = "requests\n", architecture: str = "x86_64") -> Path:
+    def make(
+        requirements: str = "requests\n",
+        architecture: str = "x86_64",
+        api_style: str = "none",
+        git: bool = False,
+    ) -> Path:
         nonlocal count
         count += 1
         created = create_service(
             NewService(
                 name="demo",
                 destination=tmp_path / f"demo{count}",
-                data=(f"architecture={architecture}",),
+                data=(f"architecture={architecture}", f"api_style={api_style}"),
                 defaults=True,
-                git=False,
+                git=git,
             )
         )
         requirements_file = created.path / "src" / "requirements.txt"

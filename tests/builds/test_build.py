@@ -1,6 +1,5 @@
 """`fleece build` without Docker: the zip of a generated service and its dependencies."""
 
-import hashlib
 import io
 import os
 import shutil
@@ -12,21 +11,20 @@ from pathlib import Path
 import pytest
 
 from fleece.build.artifact import BuildRequest, build
-from fleece.build.wheels import Host, Runtime, marker_gap, parse_runtime
+from fleece.build.bytecode import Interpreter, bytecode_name
+from fleece.errors import FleeceError
 from fleece.progress import Progress
-from tests.builds.build_support import Fleece, IndexServer, MakeService
+from tests.builds.build_support import (
+    Fleece,
+    IndexServer,
+    MakeService,
+    names,
+    sha256,
+    zip_of,
+)
 
 EM_X86_64 = 62
 EM_AARCH64 = 183
-
-
-def zip_of(service: Path) -> Path:
-    return service / "dist" / "lambda_function.zip"
-
-
-def names(archive: Path) -> list[str]:
-    with zipfile.ZipFile(archive) as opened:
-        return opened.namelist()
 
 
 def elf_machine(archive: Path, suffix: str) -> int:
@@ -38,16 +36,6 @@ def elf_machine(archive: Path, suffix: str) -> int:
     return int.from_bytes(header[18:20], "little")
 
 
-def marker_warnings(runtime: Runtime) -> str:
-    """The build's stderr about environment markers on this machine: maybe none."""
-    gap = marker_gap(runtime, Host.current())
-    return f"Warning: {gap}\n" if gap else ""
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def test_x86_64_zip_holds_code_and_dependencies_for_that_machine(
     index: IndexServer, make_service: MakeService, fleece: Fleece
 ) -> None:
@@ -55,7 +43,7 @@ def test_x86_64_zip_holds_code_and_dependencies_for_that_machine(
 
     code, out, err = fleece("build", str(service))
 
-    assert (code, err) == (0, marker_warnings(parse_runtime("3.12", "x86_64")))
+    assert (code, err) == (0, "")
     entries = names(zip_of(service))
     for expected in (
         "demo/handler.py",
@@ -66,10 +54,36 @@ def test_x86_64_zip_holds_code_and_dependencies_for_that_machine(
     ):
         assert expected in entries
     assert elf_machine(zip_of(service), ".so") == EM_X86_64
-    assert not [n for n in entries if "__pycache__" in n or n.endswith(".pyc")]
     assert not [n for n in entries if n.startswith("bin/")]
+    # What pip records about its own install is not the wheels' content.
+    assert not [n for n in entries if n.endswith(("/INSTALLER", "/REQUESTED"))]
+    with zipfile.ZipFile(zip_of(service)) as opened:
+        record = opened.read("charset_normalizer-3.4.1.dist-info/RECORD").decode()
+    assert "bin/normalizer" not in record  # the console script is not in the zip
+    assert "charset_normalizer/md.py," in record
     assert out.startswith(f"Built {zip_of(service)} (python3.12, x86_64")
     assert f"sha256 {sha256(zip_of(service))}" in out
+
+
+def test_every_module_of_the_zip_has_bytecode_for_the_runtime(
+    index: IndexServer,
+    make_service: MakeService,
+    fleece: Fleece,
+    python312: Interpreter,
+) -> None:
+    service = make_service("requests\n")
+
+    code, out, _ = fleece("build", str(service))
+
+    assert code == 0
+    entries = set(names(zip_of(service)))
+    modules = {n for n in entries if n.endswith(".py")}
+    assert "requests/sessions.py" in modules and "demo/handler.py" in modules
+    assert {bytecode_name(m, "cpython-312") for m in modules} <= entries
+    assert {n for n in entries if n.endswith(".pyc")} == {
+        bytecode_name(m, "cpython-312") for m in modules
+    }
+    assert f"bytecode by Python {python312.version}" in out
 
 
 def test_arm64_service_gets_aarch64_extension_modules(
@@ -110,7 +124,7 @@ def test_two_builds_of_the_same_inputs_are_byte_identical(
     assert sha256(zip_of(service)) == first
 
 
-def test_zip_entries_are_sorted_files_with_fixed_times_and_normal_modes(
+def test_zip_entries_are_files_in_a_fixed_order_with_fixed_times_and_normal_modes(
     index: IndexServer, make_service: MakeService, fleece: Fleece
 ) -> None:
     service = make_service("requests\n")
@@ -123,8 +137,15 @@ def test_zip_entries_are_sorted_files_with_fixed_times_and_normal_modes(
 
     with zipfile.ZipFile(zip_of(service)) as opened:
         infos = opened.infolist()
-    assert [i.filename for i in infos] == sorted(i.filename for i in infos)
+    order = [i.filename for i in infos]
+    # The dependencies first (their cached layer), then the service's files.
+    split = order.index("__pycache__/fleece_config.cpython-312.pyc")
+    assert order[:split] == sorted(order[:split])
+    assert order[split:] == sorted(order[split:])
+    assert "requests/__init__.py" in order[:split]
+    assert "demo/handler.py" in order[split:]
     assert {i.date_time for i in infos} == {(1980, 1, 1, 0, 0, 0)}
+    assert not [i for i in infos if i.filename.endswith("/")]
     modes = {i.filename: i.external_attr >> 16 for i in infos}
     assert modes["tool.sh"] == 0o100755
     assert modes["demo/handler.py"] == 0o100644
@@ -265,6 +286,7 @@ def test_service_without_requirements_zips_its_source_only(
     assert code == 0
     assert "no dependencies" in out
     assert {n.split("/")[0] for n in names(zip_of(service))} == {
+        "__pycache__",
         "demo",
         "fleece_config.py",
         "fleece_runtime.py",
@@ -310,7 +332,28 @@ def test_progress_names_the_slow_steps_on_a_terminal(
     # Each step ends with its final status and a newline; "\r" rewrites in between.
     finished = screen.getvalue().split("\n")[:-1]
     steps = [line.split("\r\x1b[2K")[-1].split(" done (")[0] for line in finished]
-    assert steps == ["resolve", "download", "install", "zip"]
+    assert steps == [
+        "resolve",
+        "download",
+        "install",
+        "compile dependencies",
+        "compress dependencies",
+        "compile",
+        "zip",
+    ]
+
+
+def test_an_error_starts_on_a_line_of_its_own_after_the_progress(
+    index: IndexServer, make_service: MakeService
+) -> None:
+    service = make_service("no-such-package-fleece==1.0\n")
+    screen = io.StringIO()
+
+    with pytest.raises(FleeceError), Progress(screen) as progress:
+        build(BuildRequest(service_dir=service), progress)
+
+    assert screen.getvalue().endswith("\n")
+    assert " done (" not in screen.getvalue().rsplit("\r", 1)[-1]
 
 
 def test_bad_input_exits_2_with_one_line(
@@ -324,6 +367,14 @@ def test_bad_input_exits_2_with_one_line(
         (["--dependencies", "gcc"], "add --docker"),
         (["--source", str(service / "nope")], "no such source folder"),
         (["--requirements", str(service / "nope.txt")], "no such requirements file"),
+        (
+            ["--output-dir", str(service / "src")],
+            f"--output-dir {service / 'src'}: not empty",
+        ),
+        (
+            ["--output-dir", str(service / "out"), "--target", str(service / "t")],
+            "give --target or --output-dir, not both",
+        ),
     ]
     for args, message in cases:
         code, out, err = fleece("build", str(service), *args)

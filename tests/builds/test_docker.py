@@ -2,13 +2,14 @@
 
 No engine runs here, so the client that ``docker.from_env()`` returns is
 replaced by a fake at that boundary. It records the calls and, as pip in the
-container would, writes an installed package into the output mount; the rest
-of the build (cache, zip) runs for real.
+container would, writes an installed package into the output mount; asked to
+compile, it runs the command with this machine's Python 3.12 in the mounted
+folder, as the image's Python would. The rest of the build (staging, cache,
+zip) runs for real.
 """
 
 import os
 import subprocess
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,9 +18,15 @@ import docker
 import pytest
 from docker.errors import ImageNotFound
 
-from fleece.build.artifact import requirement_inputs
-from fleece.build.container import container_script
-from tests.builds.build_support import Fleece, MakeService
+from fleece.build.bytecode import Interpreter
+from fleece.build.container import COMPILE_MOUNT, container_script
+from tests.builds.build_support import (
+    Fleece,
+    MakeService,
+    hide_pythons,
+    names,
+    write_local_package,
+)
 
 
 def output_of(run: dict[str, Any]) -> Path:
@@ -50,8 +57,10 @@ class FakeDocker:
     def __init__(self, *, image_present: bool = False, status: int = 0) -> None:
         self.image_present = image_present
         self.status = status
+        self.python: str | None = None  # what runs a compile command
         self.pulls: list[tuple[str, str, str]] = []
         self.runs: list[dict[str, Any]] = []
+        self.staged: dict[str, str] = {}  # the requirements pip was given
         self.container: FakeContainer | None = None
         self.images = self
         self.containers = self
@@ -69,6 +78,15 @@ class FakeDocker:
     # client.containers
     def run(self, image: str, command: list[str], **options: Any) -> FakeContainer:
         self.runs.append({"image": image, "command": command, **options})
+        if command[0] == "python":
+            self.container = self._compile(command, options)
+            return self.container
+        staged = Path(options["working_dir"])
+        self.staged = {
+            p.relative_to(staged).as_posix(): p.read_text()
+            for p in staged.rglob("*")
+            if p.is_file()
+        }
         if self.status == 0:
             package = output_of(self.runs[-1]) / "nativepkg"
             package.mkdir()
@@ -76,6 +94,18 @@ class FakeDocker:
         logs = [b"Collecting nativepkg\n", b"ERROR: compiler exploded\n"]
         self.container = FakeContainer(self.status, logs[: 2 if self.status else 1])
         return self.container
+
+    def _compile(self, command: list[str], options: dict[str, Any]) -> FakeContainer:
+        assert self.python is not None, "no Python to stand in for the image's"
+        [(folder, bind)] = options["volumes"].items()
+        assert bind == {"bind": options["working_dir"], "mode": "rw"}
+        done = subprocess.run(
+            [self.python, *command[1:]],
+            cwd=folder,
+            env=options["environment"],
+            capture_output=True,
+        )
+        return FakeContainer(done.returncode, [done.stdout[:7], done.stdout[7:]])
 
 
 @pytest.fixture
@@ -105,7 +135,7 @@ def test_dependencies_are_installed_in_the_sam_build_image_of_the_runtime(
     assert engine.pulls == [
         ("public.ecr.aws/sam/build-python3.12", "latest-arm64", "linux/arm64")
     ]
-    [run] = engine.runs
+    [run] = engine.runs  # this machine's Python 3.12 compiled the modules
     assert run["image"] == "public.ecr.aws/sam/build-python3.12:latest-arm64"
     assert run["platform"] == "linux/arm64"
     assert run["command"][:2] == ["/bin/bash", "-c"]
@@ -114,23 +144,26 @@ def test_dependencies_are_installed_in_the_sam_build_image_of_the_runtime(
         "pip install --disable-pip-version-check --no-input --progress-bar=off"
         in script
     )
-    assert "cd /tmp/fleece-service/src\n" in script
+    staged = run["working_dir"]
+    assert f"cd {staged}/requirements/0\n" in script
     assert "--no-compile --target /fleece/out --requirement requirements.txt" in script
     assert run["command"][3:] == ["fleece-build"]  # no system packages asked for
+    # Only the staged copy of the requirements, at the same path, and the output.
     assert run["volumes"] == {
-        str(service.resolve()): {"bind": "/fleece/service", "mode": "ro"},
+        staged: {"bind": staged, "mode": "rw"},
         str(output_of(run)): {"bind": "/fleece/out", "mode": "rw"},
     }
-    assert run["working_dir"] == "/fleece/service"
+    assert not staged.startswith(str(service))
     assert run["environment"] == {
         "PIP_INDEX_URL": "https://pypi.example.com/simple/",
         "PIP_TIMEOUT": "60",
     }
     assert engine.container is not None and engine.container.removed
-    with zipfile.ZipFile(service / "dist" / "lambda_function.zip") as built:
-        assert "nativepkg/__init__.py" in built.namelist()
-        assert "demo/handler.py" in built.namelist()
-    assert "(python3.12, arm64, dependencies installed)" in out
+    entries = names(service / "dist" / "lambda_function.zip")
+    assert "nativepkg/__init__.py" in entries
+    assert "nativepkg/__pycache__/__init__.cpython-312.pyc" in entries
+    assert "demo/handler.py" in entries
+    assert "(python3.12, arm64, dependencies installed, bytecode by Python 3.12" in out
 
 
 def test_system_packages_are_arguments_of_the_script_not_shell_text(
@@ -204,43 +237,58 @@ def test_without_a_docker_engine_the_build_says_so_in_one_line(
     )
 
 
-def test_requirements_reach_files_beside_the_source_folder_in_the_container(
+def test_requirements_anywhere_reach_the_container_as_staged_copies(
     engine: FakeDocker, make_service: MakeService, fleece: Fleece
 ) -> None:
-    service = make_service("-r ../common.txt\n-c ../constraints.txt\n../libs/pkg\n")
-    (service / "common.txt").write_text("nativepkg\n")
+    service = make_service(
+        "-r ../../shared.txt\n-c ../constraints.txt\n-e ../libs/pkg\n"
+    )
+    (service.parent / "shared.txt").write_text("nativepkg\n")  # outside the service
     (service / "constraints.txt").write_text("nativepkg==1.0\n")
-    (service / "libs" / "pkg").mkdir(parents=True)
-    (service / "libs" / "pkg" / "setup.py").write_text("")
+    write_local_package(service / "libs" / "pkg")
 
     code, _, err = fleece("build", str(service), "--docker")
 
     assert (code, err) == (0, "")
     [run] = engine.runs
-    assert run["volumes"][str(service.resolve())] == {
-        "bind": "/fleece/service",
-        "mode": "ro",
-    }
-    assert (
-        "cd /fleece/service\n"
-        "cp -a --parents -- common.txt constraints.txt libs/pkg src/requirements.txt "
-        "/tmp/fleece-service/\n"
-        "cd /tmp/fleece-service/src\n"
-    ) in run["command"][2]
+    staged = Path(run["working_dir"])
+    top = engine.staged["requirements/0/requirements.txt"].splitlines()
+    assert top[-3:] == [
+        f"-r {staged}/requirements/1/shared.txt",
+        f"-c {staged}/requirements/2/constraints.txt",
+        f"{staged}/local/0/pkg",  # no longer editable
+    ]
+    assert engine.staged["requirements/1/shared.txt"] == "nativepkg\n"
+    assert engine.staged["local/0/pkg/localpkg/__init__.py"] == "VALUE = 1\n"
 
 
-def test_a_requirement_outside_the_service_folder_is_refused_before_docker_runs(
-    engine: FakeDocker, make_service: MakeService, fleece: Fleece
+def test_modules_are_compiled_in_the_build_image_when_no_python_is_here(
+    engine: FakeDocker,
+    make_service: MakeService,
+    fleece: Fleece,
+    python312: Interpreter,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
-    service = make_service("-r ../../shared.txt\n")
-    (service.parent / "shared.txt").write_text("nativepkg==1.0\n")
+    service = make_service("nativepkg==1.0\n")
+    hide_pythons(monkeypatch, tmp_path, "3.12")
+    engine.python = python312.path
 
     code, out, err = fleece("build", str(service), "--docker")
 
-    assert (code, out) == (2, "")
-    assert err.count("\n") == 1
-    assert "shared.txt: outside the service folder" in err
-    assert engine.runs == []
+    assert (code, err) == (0, "")
+    install, dependencies, source = engine.runs
+    assert install["command"][0] == "/bin/bash"
+    for run in (dependencies, source):
+        assert run["image"] == "public.ecr.aws/sam/build-python3.12:latest-x86_64"
+        assert run["command"][:3] == ["python", "-S", "-c"]
+        assert run["working_dir"] == COMPILE_MOUNT
+        assert run["user"] == f"{os.getuid()}:{os.getgid()}"
+        assert run["environment"]["PYTHONHASHSEED"] == "0"
+    entries = names(service / "dist" / "lambda_function.zip")
+    assert "nativepkg/__pycache__/__init__.cpython-312.pyc" in entries
+    assert "demo/__pycache__/handler.cpython-312.pyc" in entries
+    assert "bytecode by public.ecr.aws/sam/build-python3.12:latest-x86_64" in out
 
 
 def test_the_container_script_gives_the_output_back_when_pip_fails(
@@ -248,33 +296,22 @@ def test_the_container_script_gives_the_output_back_when_pip_fails(
 ) -> None:
     # The script itself, run by a real bash with stand-ins for the image's
     # python (pip fails halfway) and chown (records what it was asked).
-    service, output, work, tools = (tmp_path / n for n in ("svc", "out", "w", "bin"))
-    (service / "src").mkdir(parents=True)
-    (service / "src" / "requirements.txt").write_text("-r ../common.txt\n../libs/p\n")
-    (service / "common.txt").write_text("nativepkg\n")
-    (service / "libs" / "p").mkdir(parents=True)
-    (service / "libs" / "p" / "setup.py").write_text("")
+    staged, output, tools = (tmp_path / n for n in ("staged", "out", "bin"))
+    requirements = staged / "requirements" / "0" / "requirements.txt"
+    requirements.parent.mkdir(parents=True)
+    requirements.write_text("nativepkg\n")
     output.mkdir()
     tools.mkdir()
     log = tmp_path / "log"
-    fake_pip = (
-        f"pwd > {log}\nls ../common.txt ../libs/p/setup.py >> {log}\n"
-        f"touch {output}/half-installed\nexit 7\n"
-    )
+    fake_pip = f"pwd > {log}\ntouch {output}/half-installed\nexit 7\n"
     for name, body in {
         "python": fake_pip,
         "chown": f'echo "chown $*" >> {log}\n',
     }.items():
         (tools / name).write_text("#!/bin/sh\n" + body)
         (tools / name).chmod(0o755)
-    inputs = requirement_inputs(service / "src" / "requirements.txt").paths()
     script = container_script(
-        "src/requirements.txt",
-        sorted(p.relative_to(service.resolve()).as_posix() for p in inputs),
-        "1000:1000",
-        service=str(service),
-        output=str(output),
-        work=str(work),
+        str(requirements), str(staged), "1000:1000", output=str(output)
     )
 
     run = subprocess.run(
@@ -286,8 +323,6 @@ def test_the_container_script_gives_the_output_back_when_pip_fails(
 
     assert run.returncode == 7, run.stderr
     assert log.read_text().splitlines() == [
-        str(work / "src"),
-        "../common.txt",
-        "../libs/p/setup.py",
-        f"chown -R 1000:1000 {output}",
+        str(requirements.parent),
+        f"chown -R 1000:1000 {output} {staged}",
     ]

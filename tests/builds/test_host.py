@@ -11,8 +11,9 @@ import pytest
 
 from fleece.build.wheels import (
     SUPPORTED_PYTHONS,
-    Host,
-    marker_gap,
+    installed_pip,
+    marker_environment,
+    marker_mismatches,
     parse_runtime,
     pip_version,
 )
@@ -20,54 +21,135 @@ from fleece.errors import FleeceError
 from tests.builds.build_support import Fleece, IndexServer, MakeService
 
 THIS_PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
+OTHER_PYTHON = next(v for v in SUPPORTED_PYTHONS if v != THIS_PYTHON)
+HOST = marker_environment(parse_runtime(THIS_PYTHON, "x86_64"))
+TARGET = marker_environment(parse_runtime("3.13", "x86_64"))
 
 
 # -- environment markers -----------------------------------------------------
 
 
-def test_another_python_version_is_named_with_a_pointer_to_docker() -> None:
-    gap = marker_gap(parse_runtime("3.12", "x86_64"), Host("3.11", "linux", "x86_64"))
-
-    assert gap is not None
-    assert "(Python 3.11, not 3.12)" in gap
-    assert "--docker" in gap
-
-
-def test_another_platform_is_named() -> None:
-    gap = marker_gap(parse_runtime("3.12", "arm64"), Host("3.12", "darwin", "arm64"))
-
-    assert gap is not None
-    assert "(darwin arm64, not linux aarch64)" in gap
-
-
-def test_linux_on_the_other_machine_is_named() -> None:
-    gap = marker_gap(parse_runtime("3.13", "arm64"), Host("3.12", "linux", "x86_64"))
-
-    assert gap is not None
-    assert "(Python 3.12, not 3.13; linux x86_64, not linux aarch64)" in gap
+def installed(tmp_path: Path, **distributions: str) -> Path:
+    """A folder of installed distributions: name -> "version|Requires-Dist;..."."""
+    site = tmp_path / "site"
+    for name, spec in distributions.items():
+        version, *requires = spec.split("|")
+        info = site / f"{name}-{version}.dist-info"
+        info.mkdir(parents=True)
+        lines = [f"Name: {name}", f"Version: {version}"]
+        lines += [f"Requires-Dist: {r}" for r in requires]
+        (info / "METADATA").write_text(
+            "\n".join(["Metadata-Version: 2.1", *lines]) + "\n"
+        )
+    site.mkdir(exist_ok=True)
+    return site
 
 
-def test_the_runtime_s_own_python_and_platform_have_no_gap() -> None:
-    runtime = parse_runtime("3.12", "arm64")
+def test_the_runtime_s_markers_are_linux_on_its_machine_and_python() -> None:
+    environment = marker_environment(parse_runtime("3.13", "arm64"))
 
-    assert marker_gap(runtime, Host("3.12", "linux", "aarch64")) is None
+    assert environment["python_version"] == "3.13"
+    assert environment["sys_platform"] == "linux"
+    assert environment["platform_machine"] == "aarch64"
+    assert environment["implementation_name"] == "cpython"
 
 
-def test_building_for_another_python_warns_in_one_line(
+def test_a_requirement_only_the_target_needs_and_nobody_installed_is_named(
+    tmp_path: Path,
+) -> None:
+    line = 'idna; python_version >= "3.13"'
+
+    missing = marker_mismatches(
+        [line], installed(tmp_path), TARGET, {**HOST, "python_version": "3.11"}
+    )
+
+    assert missing == [line]
+
+
+def test_a_requirement_the_installed_packages_satisfy_is_not_named(
+    tmp_path: Path,
+) -> None:
+    site = installed(tmp_path, idna="3.10")
+
+    missing = marker_mismatches(
+        ['idna>=3; python_version >= "3.13"'],
+        site,
+        TARGET,
+        {**HOST, "python_version": "3.11"},
+    )
+
+    assert missing == []
+
+
+def test_an_installed_version_the_target_refuses_is_named(tmp_path: Path) -> None:
+    site = installed(tmp_path, numpy="1.26.4")
+    lines = ['numpy<2; python_version < "3.12"', 'numpy>=2; python_version >= "3.12"']
+
+    missing = marker_mismatches(lines, site, TARGET, {**HOST, "python_version": "3.11"})
+
+    assert missing == ['numpy>=2; python_version >= "3.12"']
+
+
+def test_what_only_this_machine_needs_is_not_named(tmp_path: Path) -> None:
+    line = 'tomli; python_version < "3.11"'
+
+    missing = marker_mismatches(
+        [line], installed(tmp_path), TARGET, {**HOST, "python_version": "3.10"}
+    )
+
+    assert missing == []
+
+
+def test_markers_of_installed_distributions_are_checked_too(tmp_path: Path) -> None:
+    site = installed(
+        tmp_path,
+        anyio='4.0|idna>=2.8|exceptiongroup>=1.0.2; python_version >= "3.13"',
+        idna="3.10",
+    )
+
+    missing = marker_mismatches([], site, TARGET, {**HOST, "python_version": "3.11"})
+
+    assert missing == [
+        'exceptiongroup>=1.0.2; python_version >= "3.13" (required by anyio)'
+    ]
+
+
+def test_markers_on_extras_alone_are_not_named(tmp_path: Path) -> None:
+    site = installed(tmp_path, requests='2.32|PySocks>=1.5.6; extra == "socks"')
+
+    assert marker_mismatches([], site, TARGET, {**HOST, "python_version": "3.11"}) == []
+
+
+def test_building_for_another_python_with_markers_that_differ_warns_in_one_line(
     index: IndexServer, make_service: MakeService, fleece: Fleece
 ) -> None:
-    other = next(v for v in SUPPORTED_PYTHONS if v != THIS_PYTHON)
-    service = make_service("idna\n")
+    service = make_service(f'idna; python_version == "{OTHER_PYTHON}"\n')
 
-    code, out, err = fleece("build", str(service), "--python", other)
+    code, out, err = fleece("build", str(service), "--python", OTHER_PYTHON)
 
     assert code == 0
     assert err.startswith(
-        "Warning: pip evaluates environment markers for this machine "
-        f"(Python {THIS_PYTHON}, not {other}"
+        "Warning: pip evaluated environment markers for this machine "
+        f"(Python {THIS_PYTHON} on linux"
     )
+    assert f'idna; python_version == "{OTHER_PYTHON}"' in err
+    assert "--docker" in err
     assert err.count("\n") == 1
     assert out.startswith("Built ")
+    # A build from the cache has nothing new to say.
+    assert fleece("build", str(service), "--python", OTHER_PYTHON)[2] == ""
+
+
+def test_requirements_without_host_markers_build_for_another_python_quietly(
+    index: IndexServer, make_service: MakeService, fleece: Fleece
+) -> None:
+    service = make_service("requests\n")
+
+    code, _, err = fleece(
+        "build", str(service), "--python", OTHER_PYTHON, "--no-compile"
+    )
+
+    assert (code, err) == (0, "")
 
 
 def test_without_requirements_there_is_no_marker_warning(
@@ -75,10 +157,11 @@ def test_without_requirements_there_is_no_marker_warning(
     make_service: MakeService,
     fleece: Fleece,
 ) -> None:
-    other = next(v for v in SUPPORTED_PYTHONS if v != THIS_PYTHON)
     service = make_service("")
 
-    code, _, err = fleece("build", str(service), "--python", other)
+    code, _, err = fleece(
+        "build", str(service), "--python", OTHER_PYTHON, "--no-compile"
+    )
 
     assert (code, err) == (0, "")
 
@@ -88,6 +171,7 @@ def test_without_requirements_there_is_no_marker_warning(
 
 def test_pip_version_is_the_one_of_fleece_s_python() -> None:
     assert pip_version() == pip.__version__
+    assert installed_pip() == pip.__version__
 
 
 @pytest.fixture

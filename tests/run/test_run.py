@@ -217,17 +217,15 @@ def test_stage_is_matched_by_name_then_by_regex(
         assert env["AWS_REGION"] == (region or "us-east-1")
 
 
-def test_profile_environment_needs_no_rackspace(
-    rackspace: FakeRackspace,
-    child: list[str],
-    fleece: Fleece,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def profile_environments(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, key_id: str, role: str = ""
+) -> Path:
+    """environments.yml with one environment, dev, on the AWS profile dev-sso
+    (key ``key_id``, region us-west-2); the AWS config file is made to hold it."""
     config = tmp_path / "aws-config"
     config.write_text(
         "[profile dev-sso]\n"
-        "aws_access_key_id = AKIAPROFILEKEY000001\n"
+        f"aws_access_key_id = {key_id}\n"
         "aws_secret_access_key = profile-secret\n"
         "region = us-west-2\n"
     )
@@ -237,8 +235,20 @@ def test_profile_environment_needs_no_rackspace(
         "environments:\n"
         "  - name: dev\n"
         "    account: '444444444444'\n"
-        "    profile: dev-sso\n"
-        "    role: Developer\n"
+        "    profile: dev-sso\n" + (f"    role: {role}\n" if role else "")
+    )
+    return environments
+
+
+def test_profile_environment_needs_no_rackspace(
+    rackspace: FakeRackspace,
+    child: list[str],
+    fleece: Fleece,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    environments = profile_environments(
+        tmp_path, monkeypatch, "AKIAPROFILEKEY000001", role="Developer"
     )
 
     code, _, err = fleece("run", "-c", str(environments), "-e", "dev", *child)
@@ -248,6 +258,26 @@ def test_profile_environment_needs_no_rackspace(
     env = report(tmp_path)["env"]
     assert env["AWS_ACCESS_KEY_ID"] not in ("AKIAPROFILEKEY000001", "testing")
     assert env["AWS_SESSION_TOKEN"]
+
+
+def test_the_profile_s_region_reaches_the_command(
+    rackspace: FakeRackspace,
+    child: list[str],
+    fleece: Fleece,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    environments = profile_environments(tmp_path, monkeypatch, "AKIAPROFILEKEY000002")
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION"):
+        monkeypatch.delenv(name)
+
+    code, _, err = fleece("run", "-c", str(environments), "-e", "dev", *child)
+
+    assert (code, err) == (0, "")
+    env = report(tmp_path)["env"]
+    assert env["AWS_PROFILE"] is None  # the credentials are given, not the profile
+    assert env["AWS_ACCESS_KEY_ID"] == "AKIAPROFILEKEY000002"
+    assert (env["AWS_REGION"], env["AWS_DEFAULT_REGION"]) == ("us-west-2",) * 2
 
 
 @pytest.mark.parametrize(

@@ -1,50 +1,55 @@
-"""``fleece build``: the deployment zip of a service.
+"""``fleece build``: the deployment zip of a service, or the same files in a folder.
 
 The straight line of a build:
 
 1. settings: flags, else the service's answers (runtime, architecture), else
    the defaults (``src/``, ``src/requirements.txt``, ``dist/``, python3.12, x86_64);
-2. dependencies: from the cache when the same requirements were installed for
-   the same runtime before, else installed (``fleece.build.wheels`` without Docker,
-   ``fleece.build.container`` with it) and stored in the cache;
-3. the zip: dependencies and source at its root, excludes applied to both,
-   reproducible (``fleece.build.ziparchive``), checked against Lambda's size limits,
-   then moved into place (an older zip stays if anything fails).
-
-The dependency cache lives in ``$FLEECE_CACHE_DIR``, else
-``$XDG_CACHE_HOME/fleece``, else ``~/.cache/fleece``. Its key is everything the
-installed files depend on: the content of the requirements file, of the files
-it includes with ``-r``/``-c`` and of the local packages it names
-(``../libs/pkg``, ``-e ../shared``, ``file:`` URLs, ``--find-links`` folders);
-the Python version, the architecture, Docker or not, the system packages; the
-``PIP_*`` variables; the versions of fleece and pip; and without Docker the
-Python and platform pip evaluates environment markers against.
+2. the source: the files of ``src/`` (``fleece.build.contents``: excludes,
+   build leftovers, symbolic links);
+3. dependencies: from the cache when the same requirements were installed for
+   the same runtime before, else installed (``fleece.build.wheels`` without
+   Docker, ``fleece.build.container`` with it) and stored in the cache
+   (``fleece.build.cache``);
+4. the check that the zip will hold the module of every handler of
+   ``template.yaml`` built from it (``fleece.build.template``);
+5. bytecode for the runtime's Python (``fleece.build.bytecode``): the
+   dependencies' comes with their cached, compressed layer; the source's is
+   compiled (or remembered) at each build;
+6. the zip: the dependency layer, then the source and its bytecode,
+   reproducible (``fleece.build.ziparchive``), checked against Lambda's size
+   limits, then moved into place (an older zip stays if anything fails); with
+   ``--output-dir``, its files are put in that folder instead (for ``sam build``).
 """
 
-import hashlib
 import json
 import os
-import re
 import shutil
 import subprocess
 import tempfile
-import urllib.parse
-import urllib.request
-from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 from fleece import __version__
-from fleece.build.wheels import (
-    Host,
-    Runtime,
-    install_requirements,
-    marker_gap,
-    parse_runtime,
-    pip_version,
+from fleece.build.bytecode import (
+    Compiler,
+    compile_modules,
+    find_interpreter,
+    local_compiler,
 )
-from fleece.build.ziparchive import ZipSummary, collect_files, write_zip
+from fleece.build.cache import (
+    Dependencies,
+    DependencySettings,
+    bytecode_memo,
+    dependencies,
+    dependency_layer,
+    interpreter_memo,
+)
+from fleece.build.contents import collect_files, is_excluded
+from fleece.build.requirements import has_requirements, requirement_inputs
+from fleece.build.template import Handler, missing_handlers, template_handlers
+from fleece.build.wheels import Runtime, installed_pip, parse_runtime
+from fleece.build.ziparchive import ZipSummary, extract_zip, write_zip
 from fleece.errors import BadInput, FleeceError
 from fleece.progress import Progress
 from fleece.service.layout import ANSWERS_FILE, load_answers
@@ -54,12 +59,9 @@ __all__ = [
     "ZIPPED_LIMIT",
     "BuildRequest",
     "BuildResult",
-    "RequirementInputs",
     "build",
-    "cache_dir",
     "check_limits",
     "describe",
-    "requirement_inputs",
 ]
 
 ZIP_NAME = "lambda_function.zip"
@@ -70,7 +72,6 @@ MB = 1024 * 1024
 ZIPPED_LIMIT = 50 * MB
 UNZIPPED_LIMIT = 250 * MB  # the function and its layers, extracted
 NEAR_LIMIT = 0.8  # warn from this share of a limit on
-_CACHE_FORMAT = 2
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,7 @@ class BuildRequest:
     source: Path | None = None
     requirements: Path | None = None
     target: Path | None = None
+    output_dir: Path | None = None
     excludes: tuple[str, ...] = ()
     python: str | None = None
     architecture: str | None = None
@@ -88,16 +90,19 @@ class BuildRequest:
     dependencies: tuple[str, ...] = ()
     rebuild: bool = False
     inject_build_info: bool = False
+    compile: bool = True
 
 
 @dataclass(frozen=True)
 class BuildResult:
-    """The zip a build wrote."""
+    """What a build wrote: the zip, or the folder of its files."""
 
     path: Path
     runtime: Runtime
     summary: ZipSummary
     dependencies: str  # "none", "cache" or "installed"
+    bytecode: str | None  # what compiled the modules; None: no bytecode
+    folder: bool = False
     warnings: list[str] = field(default_factory=list)
 
 
@@ -107,43 +112,69 @@ class _Plan:
     requirements: Path | None
     target: Path
     runtime: Runtime
+    handlers: tuple[Handler, ...]
 
 
 def build(request: BuildRequest, progress: Progress | None = None) -> BuildResult:
-    """Build the service's zip; see the module docstring."""
+    """Build the service's zip (or folder); see the module docstring."""
     progress = progress or Progress.quiet()
     plan = _plan(request)
     warnings: list[str] = []
-    with tempfile.TemporaryDirectory(prefix="fleece-build-") as scratch:
-        if plan.requirements is None:
-            dependencies, origin = None, "none"
-        else:
-            gap = None if request.docker else marker_gap(plan.runtime, Host.current())
-            warnings += [gap] if gap else []
-            dependencies, origin = _dependencies(
-                plan.requirements, plan.runtime, request, Path(scratch), progress
-            )
-        progress.begin("zip")
-        files = collect_files(dependencies, request.excludes) if dependencies else {}
-        # The service's own code wins over a dependency file of the same name.
-        files.update(collect_files(plan.source, request.excludes))
-        extra = (
-            {BUILD_INFO: _build_info(request.service_dir)}
-            if (request.inject_build_info)
-            else {}
+    with tempfile.TemporaryDirectory(prefix="fleece-build-") as name:
+        scratch = Path(name)
+        source = collect_files(
+            plan.source, request.excludes, leftovers=True, label=str(plan.source)
         )
-        plan.target.mkdir(parents=True, exist_ok=True)
-        destination = plan.target / ZIP_NAME
-        partial = plan.target / f".{ZIP_NAME}.{os.getpid()}.tmp"
-        try:
-            summary = write_zip(files, extra, partial)
-            warnings += check_limits(summary)
-            os.chmod(partial, 0o644)
-            os.replace(partial, destination)
-        finally:
-            partial.unlink(missing_ok=True)
+        warnings += source.warnings
+        installed = _dependencies(plan, request, scratch, progress)
+        if installed is not None and installed.origin == "installed":
+            warnings += installed.warnings
+        entries: dict[str, Path | bytes] = dict(source.files)
+        if request.inject_build_info:
+            entries[BUILD_INFO] = _build_info(request.service_dir)
+        # The service's own files win over dependency files of the same name.
+        layer_names = [
+            n
+            for n in (installed.names if installed else ())
+            if n not in entries and not is_excluded(n, request.excludes)
+        ]
+        missing_handlers(plan.handlers, {*layer_names, *entries})
+        compiler, note = _compiler(plan.runtime, request, progress)
+        warnings += [note] if note else []
+        layer = None
+        if installed is not None:
+            layer = dependency_layer(
+                installed, layer_names, compiler, request.excludes, scratch, progress
+            )
+        if compiler is not None:
+            progress.begin("compile")
+            modules = {n: p for n, p in source.files.items() if n.endswith(".py")}
+            compiled = compile_modules(compiler, modules, scratch, bytecode_memo())
+            entries.update(
+                (n, b)
+                for n, b in compiled.bytecode.items()
+                if not is_excluded(n, request.excludes)
+            )
+            if compiled.failures:
+                warnings.append(_not_compiled(compiled.failures, plan.source, compiler))
+        progress.begin("zip")
+        if request.output_dir is None:
+            path = plan.target / ZIP_NAME
+            summary, near = _write_zip(plan.target, entries, layer)
+        else:
+            path = request.output_dir
+            summary, near = _write_folder(path, entries, layer, scratch)
+        warnings += near
         progress.end()
-    return BuildResult(destination, plan.runtime, summary, origin, warnings)
+    return BuildResult(
+        path,
+        plan.runtime,
+        summary,
+        installed.origin if installed else "none",
+        compiler.name if compiler else None,
+        request.output_dir is not None,
+        warnings,
+    )
 
 
 # -- settings ----------------------------------------------------------------
@@ -170,233 +201,120 @@ def _plan(request: BuildRequest) -> _Plan:
         requirements = default if default.is_file() else None
     elif not requirements.is_file():
         raise BadInput(f"{requirements}: no such requirements file")
-    if requirements is not None and not _has_requirements(requirements):
+    if requirements is not None and not has_requirements(requirements):
         requirements = None
     target = request.target or service / "dist"
-    return _Plan(source, requirements, target, runtime)
+    if request.output_dir is not None:
+        _check_output_dir(request)
+    handlers = template_handlers(service, [source, target / ZIP_NAME])
+    return _Plan(source, requirements, target, runtime, tuple(handlers))
 
 
-def _has_requirements(path: Path) -> bool:
-    """False for a file of comments and blank lines only: nothing to install."""
-    lines = path.read_text(encoding="utf-8").splitlines()
-    return any(line.strip() and not line.strip().startswith("#") for line in lines)
+def _check_output_dir(request: BuildRequest) -> None:
+    output = request.output_dir
+    assert output is not None
+    if request.target is not None:
+        raise BadInput("--target is the zip's folder: give --target or --output-dir, not both")
+    if output.exists() and not output.is_dir():
+        raise BadInput(f"--output-dir {output}: not a folder")
+    if output.is_dir() and any(output.iterdir()):
+        raise BadInput(
+            f"--output-dir {output}: not empty; fleece build fills an empty or new "
+            "folder (sam build gives one)"
+        )
 
 
-# -- dependencies and their cache ---------------------------------------------
-
-
-def cache_dir() -> Path:
-    """Where fleece keeps installed dependencies between builds."""
-    if explicit := os.environ.get("FLEECE_CACHE_DIR"):
-        return Path(explicit)
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "fleece"
+# -- dependencies and bytecode ------------------------------------------------
 
 
 def _dependencies(
-    requirements: Path,
-    runtime: Runtime,
-    request: BuildRequest,
-    scratch: Path,
-    progress: Progress,
-) -> tuple[Path, str]:
-    pip = None if request.docker else pip_version()
-    inputs = requirement_inputs(requirements)
-    key = _cache_key(inputs, runtime, request, pip, os.environ)
-    store = cache_dir() / "dependencies"
-    cached = store / key
-    if cached.is_dir() and not request.rebuild:
-        return cached, "cache"
-    store.mkdir(parents=True, exist_ok=True)
-    fresh = Path(tempfile.mkdtemp(prefix=".partial-", dir=store))
-    try:
-        if request.docker:
-            from fleece.build.container import install_requirements_in_docker
+    plan: _Plan, request: BuildRequest, scratch: Path, progress: Progress
+) -> Dependencies | None:
+    if plan.requirements is None:
+        return None
+    settings = DependencySettings(
+        plan.runtime,
+        docker=request.docker,
+        system_packages=request.dependencies,
+        pip=None if request.docker else installed_pip(),
+        rebuild=request.rebuild,
+    )
+    inputs = requirement_inputs(plan.requirements)
+    return dependencies(inputs, settings, scratch, progress)
 
-            install_requirements_in_docker(
-                requirements,
-                runtime,
-                fresh,
-                request.dependencies,
-                progress,
-                service=request.service_dir,
-                inputs=inputs.paths(),
-            )
-        else:
-            install_requirements(
-                requirements, runtime, fresh, scratch / "local-wheels", progress
-            )
-        # Console scripts point at this machine's Python: of no use on Lambda.
-        shutil.rmtree(fresh / "bin", ignore_errors=True)
-        _store(fresh, cached)
+
+def _compiler(
+    runtime: Runtime, request: BuildRequest, progress: Progress
+) -> tuple[Compiler | None, str | None]:
+    """What compiles the zip's modules, or the note saying why nothing does."""
+    if not request.compile:
+        return None, None
+    interpreter = find_interpreter(runtime.python, interpreter_memo())
+    if interpreter is not None:
+        return local_compiler(interpreter), None
+    if request.docker:
+        from fleece.build.container import container_compiler
+
+        return container_compiler(runtime, progress), None
+    return None, (
+        f"no Python {runtime.python} found (on PATH, in pyenv's or uv's Pythons): "
+        "the zip ships without bytecode, so Lambda compiles its modules at every "
+        f"cold start; install Python {runtime.python} (uv python install "
+        f"{runtime.python}), build with --docker, or pass --no-compile"
+    )
+
+
+def _not_compiled(failures: dict[str, str], source: Path, compiler: Compiler) -> str:
+    shown = [f"{source}/{name} ({message})" for name, message in sorted(failures.items())]
+    return (
+        f"{len(shown)} module{'s' if len(shown) > 1 else ''} of the source "
+        f"{'do' if len(shown) > 1 else 'does'} not compile for Python "
+        f"{compiler.python} and ship{'' if len(shown) > 1 else 's'} without "
+        f"bytecode: {'; '.join(shown)}"
+    )
+
+
+# -- the zip or the folder -----------------------------------------------------
+
+
+def _write_zip(
+    target: Path, entries: dict[str, Path | bytes], layer: Path | None
+) -> tuple[ZipSummary, list[str]]:
+    """The zip in ``target``, whole or not at all: an older one stays on failure.
+
+    Also the warnings of ``check_limits``, which stops a zip past the hard limit.
+    """
+    target.mkdir(parents=True, exist_ok=True)
+    partial = target / f".{ZIP_NAME}.{os.getpid()}.tmp"
+    try:
+        summary = write_zip(partial, entries, base=layer)
+        warnings = check_limits(summary)
+        os.chmod(partial, 0o644)
+        os.replace(partial, target / ZIP_NAME)
+    finally:
+        partial.unlink(missing_ok=True)
+    return summary, warnings
+
+
+def _write_folder(
+    output: Path, entries: dict[str, Path | bytes], layer: Path | None, scratch: Path
+) -> tuple[ZipSummary, list[str]]:
+    """The zip's files in the empty or new folder ``output``, all or none; and
+    the warnings of ``check_limits``."""
+    archive = scratch / ZIP_NAME
+    summary = write_zip(archive, entries, base=layer)
+    warnings = check_limits(summary)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    fresh = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
+    try:
+        extract_zip(archive, fresh)
+        os.chmod(fresh, 0o755)
+        if output.is_dir():
+            output.rmdir()  # empty, as _plan checked
+        os.replace(fresh, output)
     finally:
         shutil.rmtree(fresh, ignore_errors=True)
-    return cached, "installed"
-
-
-def _store(fresh: Path, cached: Path) -> None:
-    """Put a finished install in the cache in one rename, replacing an old one."""
-    if cached.exists():
-        stale = cached.with_name(f".stale-{cached.name}-{os.getpid()}")
-        os.replace(cached, stale)
-        shutil.rmtree(stale, ignore_errors=True)
-    try:
-        os.replace(fresh, cached)
-    except OSError:
-        if not cached.is_dir():  # not another build having stored it just now
-            raise
-
-
-def _cache_key(
-    inputs: "RequirementInputs",
-    runtime: Runtime,
-    request: BuildRequest,
-    pip: str | None,
-    environ: Mapping[str, str],
-) -> str:
-    # Only the digest is kept: PIP_* values (an index URL with a token) never
-    # reach the cache folder's name, a log or the output.
-    parts = {
-        "format": _CACHE_FORMAT,
-        "fleece": __version__,
-        "requirements": inputs.digest(),
-        "python": runtime.python,
-        "architecture": runtime.architecture,
-        "docker": request.docker,
-        "system": sorted(request.dependencies),
-        "pip": pip,  # with Docker, the image's pip
-        "markers": None if request.docker else asdict(Host.current()),
-        "pip_environment": sorted(
-            [name, value] for name, value in environ.items() if name.startswith("PIP_")
-        ),
-    }
-    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
-
-
-# -- what a requirements file makes pip read ----------------------------------
-
-# Folders never part of a local package: version control, caches, virtual
-# environments, and what pip's in-tree build of a setuptools project leaves.
-_NOT_PACKAGE = {
-    ".git",
-    ".hg",
-    ".svn",
-    "__pycache__",
-    ".venv",
-    ".tox",
-    ".nox",
-    ".mypy_cache",
-    ".pytest_cache",
-    ".ruff_cache",
-}
-_OPTION = re.compile(
-    r"^(--requirement|--constraint|--editable|--find-links|-[rcef])\s*=?\s*(\S+)"
-)
-_INCLUDES = {"--requirement", "--constraint", "-r", "-c"}
-_DIRECT_URL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\s*(?:\[[^\]]*\])?\s*@\s*(\S+)")
-
-
-@dataclass(frozen=True)
-class RequirementInputs:
-    """The files a requirements file makes pip read, resolved.
-
-    ``files``: the requirements file and those it includes (``-r``, ``-c``),
-    read relative to the including file. ``local``: local packages
-    (``../libs/pkg``, ``-e ../shared``, ``file:`` URLs) and ``--find-links``
-    folders that exist; pip reads their relative paths from the folder it runs
-    in, the requirements file's.
-    """
-
-    files: tuple[Path, ...]
-    local: tuple[Path, ...]
-
-    def paths(self) -> tuple[Path, ...]:
-        return self.files + self.local
-
-    def digest(self) -> str:
-        """A digest of the content of every input (local packages: their files)."""
-        digest = hashlib.sha256()
-        for path in self.files:
-            digest.update(b"requirements\0" + path.read_bytes() + b"\0")
-        for path in self.local:
-            digest.update(b"local\0")
-            for name, file in _package_files(path):
-                data = file.read_bytes()
-                digest.update(f"{name}\0{len(data)}\0".encode() + data)
-        return digest.hexdigest()
-
-
-def requirement_inputs(requirements: Path) -> RequirementInputs:
-    """What ``requirements`` makes pip read; see ``RequirementInputs``."""
-    folder = requirements.resolve().parent
-    files: list[Path] = []
-    local: list[Path] = []
-    pending = [requirements.resolve()]
-    while pending:
-        path = pending.pop(0)
-        if path in files or not path.is_file():
-            continue  # a missing include: pip reports it
-        files.append(path)
-        for line in _logical_lines(path.read_text(encoding="utf-8", errors="replace")):
-            option = _OPTION.match(line)
-            if option and option.group(1) in _INCLUDES:
-                pending.append((path.parent / option.group(2)).resolve())
-            elif option and option.group(1) in ("--find-links", "-f"):
-                # pip tries a --find-links path next to the file first.
-                value = option.group(2)
-                beside = path.parent / value
-                local.append(beside if beside.exists() else folder / value)
-            elif option or not line.startswith("-"):
-                reference = _local_reference(option.group(2) if option else line)
-                if reference is not None:
-                    local.append(folder / reference)
-    existing = {p.resolve() for p in local if p.exists()}
-    return RequirementInputs(tuple(files), tuple(sorted(existing)))
-
-
-def _logical_lines(text: str) -> Iterator[str]:
-    """pip's lines: ``\\`` continues a line, ``#`` after a space starts a comment."""
-    for line in re.sub(r"\\\n", "", text).splitlines():
-        line = re.sub(r"(^|\s)#.*$", "", line).strip()
-        if line:
-            yield line
-
-
-def _local_reference(spec: str) -> str | None:
-    """The local path a requirement installs from, if it names one."""
-    spec = spec.split(";", 1)[0].strip()  # environment markers
-    if direct := _DIRECT_URL.match(spec):
-        spec = direct.group(1)
-    if spec.startswith("file:"):
-        return urllib.request.url2pathname(urllib.parse.urlsplit(spec).path)
-    if "://" in spec or not (spec.startswith((".", "/", "~")) or "/" in spec):
-        return None  # a name from the index, or a remote URL
-    return os.path.expanduser(re.sub(r"\[[^\]]*\]$", "", spec))
-
-
-def _package_files(path: Path) -> Iterator[tuple[str, Path]]:
-    """The files of a local package (or one file), sorted by relative name."""
-    if path.is_file():
-        yield path.name, path
-        return
-    found: list[tuple[str, Path]] = []
-    for folder, dirnames, filenames in os.walk(path):
-        top = Path(folder) == path
-        dirnames[:] = [
-            d
-            for d in dirnames
-            if d not in _NOT_PACKAGE
-            and not d.endswith(".egg-info")
-            and not (top and d == "build")
-        ]
-        for name in filenames:
-            file = Path(folder) / name
-            if not name.endswith((".pyc", ".pyo")):
-                found.append((file.relative_to(path).as_posix(), file))
-    yield from sorted(found)
-
-
-# -- the zip -----------------------------------------------------------------
+    return summary, warnings
 
 
 def check_limits(summary: ZipSummary) -> list[str]:
@@ -467,8 +385,15 @@ def describe(result: BuildResult) -> str:
         "cache": "dependencies from cache",
         "installed": "dependencies installed",
     }[result.dependencies]
+    bytecode = f"bytecode by {result.bytecode}" if result.bytecode else "no bytecode"
+    settings = f"{result.runtime.name}, {result.runtime.architecture}, {origin}, {bytecode}"
+    if result.folder:
+        return (
+            f"Built {result.path}/ ({settings}): {summary.files} files, "
+            f"{_mb(summary.unzipped)}"
+        )
     return (
-        f"Built {result.path} ({result.runtime.name}, {result.runtime.architecture}, "
-        f"{origin}): {summary.files} files, {_mb(summary.size)} zipped, "
-        f"{_mb(summary.unzipped)} unzipped, sha256 {summary.sha256}"
+        f"Built {result.path} ({settings}): {summary.files} files, "
+        f"{_mb(summary.size)} zipped, {_mb(summary.unzipped)} unzipped, "
+        f"sha256 {summary.sha256}"
     )

@@ -9,18 +9,19 @@ wheel is pure Python (``none-any``), so a compiled one is refused with a pointer
 to ``--docker``.
 
 pip evaluates environment markers (``; python_version < "3.12"``) against the
-Python running fleece, not the target one; ``marker_gap`` names the difference
-so the build can warn, and the Docker build has no such gap.
+Python running fleece, not the target one; ``marker_mismatches`` finds the
+requirements that came out differently for the target and that nothing
+installed satisfies, so the build can warn (the Docker build has no such gap).
 
-pip runs in the requirements file's folder: the relative paths of local
-packages in it (``../libs/pkg``) are read from there, as ``-r`` includes are.
+pip installs from the copy ``fleece.build.requirements.stage_requirements``
+makes, and runs in its folder.
 """
 
 import platform
 import re
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +33,9 @@ __all__ = [
     "Host",
     "Runtime",
     "install_requirements",
-    "marker_gap",
+    "installed_pip",
+    "marker_environment",
+    "marker_mismatches",
     "parse_runtime",
     "pip_version",
 ]
@@ -126,28 +129,118 @@ class Host:
         version = f"{sys.version_info.major}.{sys.version_info.minor}"
         return cls(version, sys.platform, platform.machine())
 
+    def describe(self) -> str:
+        return f"Python {self.python} on {self.platform} {self.machine}"
 
-def marker_gap(runtime: Runtime, host: Host) -> str | None:
-    """How ``host`` differs from ``runtime`` for environment markers, if it does."""
-    differences = []
-    if host.python != runtime.python:
-        differences.append(f"Python {host.python}, not {runtime.python}")
-    if (host.platform, host.machine) != ("linux", runtime.machine):
-        differences.append(
-            f"{host.platform} {host.machine}, not linux {runtime.machine}"
-        )
-    if not differences:
-        return None
-    return (
-        f"pip evaluates environment markers for this machine ({'; '.join(differences)})"
-        ": build with --docker if a requirement depends on python_version, "
-        "sys_platform or platform_machine markers"
+
+def marker_environment(runtime: Runtime) -> dict[str, str]:
+    """The values of environment markers on ``runtime`` (PEP 508).
+
+    The kernel's release and version and the runtime's patch release cannot be
+    known here: the first two are this machine's, the last ``.0`` unless this
+    machine runs the same minor version.
+    """
+    environment = _host_environment()
+    if environment["python_version"] != runtime.python:
+        environment["python_full_version"] = f"{runtime.python}.0"
+        environment["implementation_version"] = f"{runtime.python}.0"
+    environment.update(
+        implementation_name="cpython",
+        platform_python_implementation="CPython",
+        python_version=runtime.python,
+        os_name="posix",
+        sys_platform="linux",
+        platform_system="Linux",
+        platform_machine=runtime.machine,
     )
+    return environment
+
+
+def marker_mismatches(
+    requirements: Sequence[str],
+    installed: Path,
+    target: Mapping[str, str],
+    host: Mapping[str, str] | None = None,
+) -> list[str]:
+    """Requirements that ``target`` needs, that this machine's markers left out,
+    and that nothing installed satisfies.
+
+    ``requirements`` are the lines of the requirements files; the
+    ``Requires-Dist`` of every distribution in ``installed`` are checked too.
+    ``host`` defaults to the environment of the Python running pip (fleece's).
+    A requirement this machine needs and the target does not is only an extra
+    package in the zip, and is not reported.
+    """
+    from importlib.metadata import distributions
+
+    from packaging.markers import (
+        InvalidMarker,
+        Marker,
+        UndefinedComparison,
+        UndefinedEnvironmentName,
+    )
+    from packaging.requirements import InvalidRequirement, Requirement
+    from packaging.utils import canonicalize_name
+
+    host = host if host is not None else _host_environment()
+    versions = {}
+    wanted: list[tuple[str, str, str]] = []  # (shown, marker, requirement)
+    for distribution in distributions(path=[str(installed)]):
+        name = canonicalize_name(distribution.metadata["Name"] or "")
+        versions[name] = distribution.version
+        for line in distribution.requires or []:
+            spec, _, condition = line.partition(";")
+            shown = f"{line.strip()} (required by {distribution.metadata['Name']})"
+            wanted.append((shown, condition, spec))
+    for line in requirements:
+        spec, _, condition = line.partition(";")
+        wanted.append((line, condition.split(" --", 1)[0], spec))
+    missing = []
+    for shown, marker_text, spec in wanted:
+        if not marker_text.strip():
+            continue
+        try:
+            marker = Marker(marker_text.strip())
+            if not marker.evaluate({**target, "extra": ""}) or marker.evaluate(
+                {**host, "extra": ""}
+            ):
+                continue
+        except (InvalidMarker, UndefinedComparison, UndefinedEnvironmentName):
+            continue  # a marker pip cannot evaluate either: pip says so
+        try:
+            requirement = Requirement(spec.strip())
+        except InvalidRequirement:
+            missing.append(shown)  # a path or URL: cannot tell, so say it
+            continue
+        version = versions.get(canonicalize_name(requirement.name))
+        if version is None or not requirement.specifier.contains(
+            version, prereleases=True
+        ):
+            missing.append(shown)
+    return sorted(set(missing))
+
+
+def _host_environment() -> dict[str, str]:
+    """The values of environment markers for the Python running fleece (and pip)."""
+    from packaging.markers import default_environment
+
+    return {name: str(value) for name, value in default_environment().items()}
 
 
 # -- pip ---------------------------------------------------------------------
 
 _PIP_VERSION = "import pip; print(pip.__version__)"
+
+
+def installed_pip() -> str | None:
+    """The version of pip installed beside fleece, read from its metadata (no
+    process started: for cache keys); None without pip."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("pip")
+    except PackageNotFoundError:
+        return None
 
 
 def pip_version(python: str | None = None) -> str:
@@ -198,12 +291,15 @@ def install_requirements(
     target: Path,
     local_wheels: Path,
     progress: Progress,
+    shown: Path | None = None,
 ) -> None:
     """Install ``requirements`` for ``runtime`` into the folder ``target``.
 
     ``local_wheels`` receives wheels built from pure-Python source
-    distributions; pip finds them there on the next attempt.
+    distributions; pip finds them there on the next attempt. ``shown`` is the
+    requirements file messages name (``requirements`` may be a staged copy).
     """
+    pip_version()  # a clear error, before anything, when there is no pip to run
     requirements, target = requirements.resolve(), target.resolve()
     local_wheels = local_wheels.resolve()
     local_wheels.mkdir(parents=True, exist_ok=True)
@@ -217,7 +313,7 @@ def install_requirements(
         missing = _NO_DISTRIBUTION.search("\n".join(run.output))
         if missing is None:
             raise FleeceError(
-                f"pip could not install {requirements}: {run.error_line()}"
+                f"pip could not install {shown or requirements}: {run.error_line()}"
             )
         spec = missing.group(1)
         if spec in built:

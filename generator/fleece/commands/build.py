@@ -29,6 +29,12 @@ _PATH = click.Path(path_type=Path)
     help="Folder for lambda_function.zip. Default: SERVICE_DIR/dist.",
 )
 @click.option(
+    "--output-dir",
+    type=_PATH,
+    help="Put the zip's files in this empty or new folder instead of a zip "
+    "(sam build: --output-dir $(ARTIFACTS_DIR)).",
+)
+@click.option(
     "--exclude",
     "excludes",
     multiple=True,
@@ -60,6 +66,11 @@ _PATH = click.Path(path_type=Path)
 )
 @click.option("--rebuild", is_flag=True, help="Ignore the dependency cache.")
 @click.option(
+    "--no-compile",
+    is_flag=True,
+    help="Ship no bytecode: Lambda then compiles every module at each cold start.",
+)
+@click.option(
     "--inject-build-info",
     is_flag=True,
     help="Add build_info.json (commit and build time) to the zip; the zip then "
@@ -70,36 +81,41 @@ def command(
     source: Path | None,
     requirements: Path | None,
     target: Path | None,
+    output_dir: Path | None,
     excludes: tuple[str, ...],
     python: str | None,
     architecture: str | None,
     docker: bool,
     dependencies: str,
     rebuild: bool,
+    no_compile: bool,
     inject_build_info: bool,
 ) -> None:
     """Build SERVICE_DIR/dist/lambda_function.zip: dependencies and code at its root.
 
     Without --docker, pip fetches the wheels made for the Lambda runtime's Python
-    and architecture, so it works on any machine. Two builds of the same inputs
-    give byte-identical zips; installed dependencies are cached between builds.
+    and architecture, so it works on any machine. Every module gets bytecode for
+    the runtime's Python when an interpreter of that version is found. Two builds
+    of the same inputs give byte-identical zips; installed dependencies are
+    cached, compressed, between builds.
     """
-    result = build(
-        BuildRequest(
-            service_dir=service_dir,
-            source=source,
-            requirements=requirements,
-            target=target,
-            excludes=excludes,
-            python=python,
-            architecture=architecture,
-            docker=docker,
-            dependencies=tuple(p.strip() for p in dependencies.split(",") if p.strip()),
-            rebuild=rebuild,
-            inject_build_info=inject_build_info,
-        ),
-        Progress.on_terminal(),
+    request = BuildRequest(
+        service_dir=service_dir,
+        source=source,
+        requirements=requirements,
+        target=target,
+        output_dir=output_dir,
+        excludes=excludes,
+        python=python,
+        architecture=architecture,
+        docker=docker,
+        dependencies=tuple(p.strip() for p in dependencies.split(",") if p.strip()),
+        rebuild=rebuild,
+        inject_build_info=inject_build_info,
+        compile=not no_compile,
     )
+    with Progress.on_terminal() as progress:
+        result = build(request, progress)
     for warning in result.warnings:
         click.echo(f"Warning: {warning}", err=True)
     click.echo(describe(result))
