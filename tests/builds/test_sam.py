@@ -24,8 +24,9 @@ import pytest
 import yaml
 
 from fleece.build.bytecode import Interpreter
+from fleece.service.base import pack_base, unpack_base
 from fleece.service.check import check_service
-from fleece.service.layout import BASE_DIR
+from fleece.service.layout import BASE_ARCHIVE
 from tests.builds.build_support import (
     Fleece,
     IndexServer,
@@ -239,18 +240,16 @@ def test_update_brings_the_sam_build_to_a_service_made_before_it(
 ) -> None:
     service = make_service("", git=True)
     fresh = tree(service)
-    # The service as fleece made it before: no SAM files, the zip as CodeUri.
-    for root in (service, service / BASE_DIR):
-        for name in SAM_FILES:
-            (root / name).unlink()
-        template = root / "template.yaml"
-        lines = template.read_text().splitlines(keepends=True)
-        start = lines.index("    Metadata:\n")
-        end = lines.index("    Properties:\n")
-        old = "".join(lines[:start] + lines[end:])
-        template.write_text(
-            old.replace("CodeUri: src/", "CodeUri: dist/lambda_function.zip")
-        )
+    # The service as fleece made it before: no SAM files, the zip as CodeUri,
+    # in the working tree and in the pristine base alike.
+    archive = service / BASE_ARCHIVE
+    base = unpack_base(archive.read_bytes())
+    for name in SAM_FILES:
+        (service / name).unlink()
+        del base[name]
+    base["template.yaml"] = _before_sam((service / "template.yaml").read_bytes())
+    (service / "template.yaml").write_bytes(base["template.yaml"])
+    archive.write_bytes(pack_base(base))
     subprocess.run(["git", "-C", str(service), "add", "-A"], check=True)
     subprocess.run(
         ["git", "-C", str(service), "commit", "-qm", "made by an older fleece"],
@@ -266,3 +265,12 @@ def test_update_brings_the_sam_build_to_a_service_made_before_it(
     for name in (*SAM_FILES, "template.yaml"):
         assert updated[name] == fresh[name], name
     assert not check_service(service).findings
+
+
+def _before_sam(template: bytes) -> bytes:
+    """``template.yaml`` as fleece wrote it before builds went through SAM."""
+    lines = template.decode().splitlines(keepends=True)
+    start = lines.index("    Metadata:\n")
+    end = lines.index("    Properties:\n")
+    old = "".join(lines[:start] + lines[end:])
+    return old.replace("CodeUri: src/", "CodeUri: dist/lambda_function.zip").encode()
