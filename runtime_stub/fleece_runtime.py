@@ -3814,9 +3814,11 @@ class _Template:
                 roots.append(root)
         self.arguments = [root for root in roots if not root.isupper()]
         # One placeholder and nothing else: `value` keeps the argument's type.
-        self.whole = (
-            self.parts[0][1] if len(self.parts) == 1 and not self.parts[0][0] else None
+        literal, field, spec, conversion = (
+            self.parts[0] if self.parts else ("", None, "", None)
         )
+        alone = len(self.parts) == 1 and not (literal or spec or conversion)
+        self.whole = field if alone else None
 
     def render(self, owner: str, arguments: Mapping[str, Any]) -> str:
         """The text with every placeholder filled in."""
@@ -3828,7 +3830,7 @@ class _Template:
             pieces.append(literal)
             if field is None:
                 continue
-            value, from_environment = self._lookup(owner, field, formatter, arguments)
+            value, from_environment = self._lookup(owner, field, arguments)
             if conversion:
                 value = formatter.convert_field(value, conversion)
             text = formatter.format_field(value, spec or "")
@@ -3842,16 +3844,15 @@ class _Template:
     def value(self, owner: str, arguments: Mapping[str, Any]) -> Any:
         """The placeholder's own value when the text is one placeholder, else `render`."""
         if self.whole is not None and _placeholder_root(self.whole) in arguments:
-            return self._lookup(owner, self.whole, None, arguments)[0]
+            return self._lookup(owner, self.whole, arguments)[0]
         return self.render(owner, arguments)
 
     def _lookup(
-        self,
-        owner: str,
-        field: str,
-        formatter: Any,
-        arguments: Mapping[str, Any],
+        self, owner: str, field: str, arguments: Mapping[str, Any]
     ) -> tuple[Any, bool]:
+        """The value of ``field``, and whether it came from the environment."""
+        import string
+
         root = _placeholder_root(field)
         if root.isupper():
             if root not in os.environ:
@@ -3862,12 +3863,8 @@ class _Template:
             scope: Mapping[str, Any] = os.environ
         else:
             scope = arguments
-        if formatter is None:
-            import string
-
-            formatter = string.Formatter()
         try:
-            return formatter.get_field(field, (), scope)[0], root.isupper()
+            return string.Formatter().get_field(field, (), scope)[0], root.isupper()
         except (AttributeError, KeyError, IndexError, TypeError) as error:
             raise ValueError(
                 f"{owner}: cannot fill in {{{field}}} in its {self.where}: {error!r}"
@@ -3895,6 +3892,7 @@ def _declared_method(method: object) -> str:
     return verb
 
 
+@functools.lru_cache(maxsize=256)  # a client calls the same URLs again and again
 def _split_url(url: str) -> tuple[str, str, int, str]:
     """(scheme, host, port, path and query) of an absolute http(s) URL.
 
