@@ -3362,8 +3362,10 @@ class HttpClient:
             connection.request(request.method, request.target, request.body, headers)
             answer = connection.getresponse()
             content = answer.read()
-        except (OSError, http.client.HTTPException) as error:
+        except BaseException as error:
             connection.close()
+            if not isinstance(error, OSError | http.client.HTTPException):
+                raise
             stale = reused and isinstance(
                 error,
                 http.client.RemoteDisconnected | ConnectionResetError | BrokenPipeError,
@@ -3960,14 +3962,28 @@ def _checked_headers(headers: Mapping[str, str]) -> dict[str, str]:
             raise TypeError(f"header names and values must be strings: {name!r}")
         if (
             not name
+            or not name.isascii()
             or any(c in name for c in " \t\r\n:")
             or "\r" in value
             or "\n" in value
+            or not value.isprintable()
+            or not _latin1(value)
         ):
             shown = _MASK if _is_secret(name) else repr(value)
-            raise ValueError(f"malformed header {name!r}: {shown}")
+            raise ValueError(
+                f"malformed header {name!r}: {shown} (one line of Latin-1 text)"
+            )
         checked[name] = value
     return checked
+
+
+def _latin1(text: str) -> bool:
+    """Whether HTTP/1.1 can carry ``text`` in a header (http.client writes Latin-1)."""
+    try:
+        text.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _request_body(json_value: Any, data: Any) -> tuple[bytes | None, str | None]:

@@ -633,6 +633,7 @@ def test_the_error_about_a_malformed_url_masks_its_secrets(
         ({"data": b"x", "json": {}}, TypeError),
         ({"headers": {"X-Bad": "a\r\nInjected: 1"}}, ValueError),
         ({"headers": {"Bad Name": "x"}}, ValueError),
+        ({"headers": {"X-Price": "5 €"}}, ValueError),
         ({"timeout": -1}, ValueError),
         ({"retries": -1}, ValueError),
     ],
