@@ -4270,6 +4270,7 @@ class InvokeResult:
     """
 
     __slots__ = (
+        "_decoded",
         "_payload",
         "executed_version",
         "function",
@@ -4290,7 +4291,8 @@ class InvokeResult:
         self.executed_version: str | None = answer.get("ExecutedVersion")
         self.metadata: dict[str, Any] = dict(answer.get("ResponseMetadata") or {})
         self.request_id: str | None = self.metadata.get("RequestId")
-        self._payload: Any = _UNKNOWN
+        self._payload: Any = None
+        self._decoded = False
 
     def __repr__(self) -> str:
         error = f" {self.function_error}" if self.function_error else ""
@@ -4299,11 +4301,12 @@ class InvokeResult:
     @property
     def payload(self) -> Any:
         """The payload decoded from JSON (None when empty; the text if not JSON)."""
-        if self._payload is _UNKNOWN:
+        if not self._decoded:
             try:
                 self._payload = json.loads(self.text) if self.text else None
             except ValueError:
                 self._payload = self.text
+            self._decoded = True
         return self._payload
 
     def raise_for_function_error(self) -> Self:
