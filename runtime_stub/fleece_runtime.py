@@ -32,7 +32,7 @@ Logging: JSON lines, request ids, bound fields, classification, retries
     RetryHandler, logme, initial_trace_and_context_binds, log
 X-Ray: subsegments sent to the daemon over UDP, without aws-xray-sdk
     trace_xray_subsegment, monkey_patch_botocore_for_xray,
-    monkey_patch_requests_for_xray, get_trace_id, xray
+    monkey_patch_requests_for_xray, trace_http_call, get_trace_id, xray
 Profiling: a sampled cProfile of a handler, logged as one event
     profile_handler, profiling
 boto3: clients and resources with timeouts
@@ -41,6 +41,14 @@ requests: timeouts, retries, one pooled session for module-level calls
     requests
 Rackspace identity: checking a Rackspace token
     raxauth
+HTTP client: pooled, retried, deadline-bound, signed and traced calls
+    HttpClient, HttpResponse, HttpHeaders, HttpStatusError,
+    HttpConnectionError, HttpTimeoutError
+Lambda invoke: calling other functions, synchronously or not
+    invoke, invoke_async, invoke_result, InvokeResult, FunctionError
+Resilience: retrying any call, and circuit breakers
+    retry, RetryPolicy, CircuitBreaker, CircuitOpenError, CircuitState,
+    CircuitStore, MemoryCircuitStore, DynamoDBCircuitStore
 
 This file belongs to fleece: `fleece update` replaces it, so do not edit it.
 """
@@ -68,6 +76,7 @@ from types import MappingProxyType
 # saves about 2 ms of every cold start.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Iterable, Iterator
     from types import TracebackType
     from typing import IO, Any, ParamSpec, Self, TypeVar
 
@@ -123,6 +132,7 @@ __all__ = [  # noqa: RUF022
     "trace_xray_subsegment",
     "monkey_patch_botocore_for_xray",
     "monkey_patch_requests_for_xray",
+    "trace_http_call",
     "get_trace_id",
     "xray",
     # Profiling
@@ -134,6 +144,28 @@ __all__ = [  # noqa: RUF022
     "requests",
     # Rackspace identity
     "raxauth",
+    # HTTP client
+    "HttpClient",
+    "HttpResponse",
+    "HttpHeaders",
+    "HttpStatusError",
+    "HttpConnectionError",
+    "HttpTimeoutError",
+    # Lambda invoke
+    "invoke",
+    "invoke_async",
+    "invoke_result",
+    "InvokeResult",
+    "FunctionError",
+    # Resilience
+    "retry",
+    "RetryPolicy",
+    "CircuitBreaker",
+    "CircuitOpenError",
+    "CircuitState",
+    "CircuitStore",
+    "MemoryCircuitStore",
+    "DynamoDBCircuitStore",
 ]
 
 
@@ -1646,7 +1678,8 @@ def monkey_patch_requests_for_xray() -> None:
 
     Named after the host; records the method, the URL without its query
     string and the response status, and passes the trace on to the server in
-    the ``X-Amzn-Trace-Id`` header. Calling it again changes nothing.
+    the ``X-Amzn-Trace-Id`` header (see `trace_http_call`). Calling it again
+    changes nothing.
     """
     try:
         from requests import Session
@@ -1658,42 +1691,101 @@ def monkey_patch_requests_for_xray() -> None:
 
     @functools.wraps(original)
     def traced(session: Any, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
-        from urllib.parse import urlsplit
-
-        parts = urlsplit(str(url))
-        request = {
-            "method": str(method).upper(),
-            "url": f"{parts.scheme}://{parts.netloc}{parts.path}",
-        }
-        subsegment = _begin(
-            parts.hostname or "remote", "remote", http={"request": request}
-        )
-        if subsegment is None:
-            return original(session, method, url, *args, **kwargs)
-        document = subsegment.document
-        if len(args) < 3:  # headers not given positionally
-            headers = dict(kwargs.get("headers") or {})
-            headers["X-Amzn-Trace-Id"] = (
-                f"Root={document['trace_id']};Parent={document['id']};Sampled=1"
-            )
-            kwargs["headers"] = headers
-        try:
+        with trace_http_call(method, str(url)) as call:
+            if call.headers and len(args) < 3:  # headers not given positionally
+                kwargs["headers"] = {**call.headers, **(kwargs.get("headers") or {})}
             response = original(session, method, url, *args, **kwargs)
-        except Exception as error:
-            _end(subsegment, error)
-            raise
-        status = int(response.status_code)
-        document["http"]["response"] = {"status": status}
-        length = response.headers.get("Content-Length")
-        if length is not None and length.isdigit():
-            document["http"]["response"]["content_length"] = int(length)
-        document.update(_status_flags(status))
-        _end(subsegment)
-        return response
+            length = response.headers.get("Content-Length")
+            call.record(
+                int(response.status_code),
+                int(length) if length is not None and length.isdigit() else None,
+            )
+            return response
 
     vars(traced)["_fleece_xray"] = True
     patched: Any = traced
     Session.request = patched  # type: ignore[method-assign]
+
+
+def trace_http_call(method: str, url: str) -> HttpCallTrace:
+    """A context manager recording one HTTP call as an X-Ray ``remote`` subsegment.
+
+    For any HTTP client: send ``call.headers`` with the request (the
+    ``X-Amzn-Trace-Id`` that passes the trace on; empty outside a traced
+    invocation) and ``record`` the answer's status::
+
+        with xray.trace_http_call("GET", url) as call:
+            answer = client.get(url, headers={**headers, **call.headers})
+            call.record(answer.status_code)
+
+    The subsegment is named after the host and records the method, the URL
+    without its credentials and query string, the status (``error``,
+    ``throttle`` or ``fault`` as X-Ray defines them) and, when the block
+    raises, the exception. Nothing is sent unless the invocation is sampled;
+    an invocation that is traced but not sampled passes ``Sampled=0`` on, so
+    the service called does not sample it either. `HttpClient` and
+    `monkey_patch_requests_for_xray` record their calls with it.
+    """
+    return HttpCallTrace(method, url)
+
+
+class HttpCallTrace:
+    """One HTTP call being traced, as `trace_http_call` returns it."""
+
+    __slots__ = ("_subsegment", "headers", "method", "url")
+
+    def __init__(self, method: str, url: str) -> None:
+        self.method = str(method).upper()
+        self.url = url
+        # What the request must carry to pass the trace on.
+        self.headers: dict[str, str] = {}
+        self._subsegment: _Subsegment | None = None
+
+    def __enter__(self) -> Self:
+        header = os.environ.get("_X_AMZN_TRACE_ID")
+        if not header:
+            return self
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(self.url)
+        host = parts.netloc.rpartition("@")[2]  # never the user and password
+        request = {"method": self.method, "url": f"{parts.scheme}://{host}{parts.path}"}
+        subsegment = _begin(
+            parts.hostname or "remote", "remote", http={"request": request}
+        )
+        if subsegment is None:
+            root = _header_parts(header).get("Root")
+            if root:
+                self.headers["X-Amzn-Trace-Id"] = f"Root={root};Sampled=0"
+            return self
+        document = subsegment.document
+        self.headers["X-Amzn-Trace-Id"] = (
+            f"Root={document['trace_id']};Parent={document['id']};Sampled=1"
+        )
+        self._subsegment = subsegment
+        return self
+
+    def record(self, status: int, content_length: int | None = None) -> None:
+        """Record the answer's status (and its length, when known)."""
+        subsegment = self._subsegment
+        if subsegment is None:
+            return
+        response: dict[str, int] = {"status": status}
+        if content_length is not None:
+            response["content_length"] = content_length
+        document = subsegment.document
+        document["http"]["response"] = response
+        document.update(_status_flags(status))
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        subsegment, self._subsegment = self._subsegment, None
+        if subsegment is not None:
+            _end(subsegment, error)
 
 
 def get_trace_id() -> XRayTraceID:
@@ -2043,6 +2135,8 @@ class _XRayNamespace:
     in_current_context = staticmethod(in_current_context)
     monkey_patch_botocore_for_xray = staticmethod(monkey_patch_botocore_for_xray)
     monkey_patch_requests_for_xray = staticmethod(monkey_patch_requests_for_xray)
+    trace_http_call = staticmethod(trace_http_call)
+    HttpCallTrace = HttpCallTrace
     get_trace_id = staticmethod(get_trace_id)
     XRayTraceID = XRayTraceID
     get_xray_daemon = staticmethod(get_xray_daemon)
@@ -2727,3 +2821,2337 @@ class _RaxauthNamespace:
 
 
 raxauth = _RaxauthNamespace()
+
+
+# ---------------------------------------------------------------------------
+# HTTP client: pooled, retried, deadline-bound, signed and traced calls
+# ---------------------------------------------------------------------------
+
+_HTTP_TIMEOUT = (5.0, 30.0)  # connect, read: seconds
+_HTTP_RETRIES = 3
+_HTTP_BACKOFF = 0.2
+_HTTP_MAX_DELAY = 20.0
+_HTTP_RETRY_STATUSES = frozenset({429, 502, 503, 504})
+_HTTP_POOL_SIZE = 10
+_IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
+_RESPONSE_PARAMETERS = ("response", "response_body", "response_code")
+_MASK = "***"
+# Header and query parameter names whose values never reach a log line or an
+# error message: these names, and every name containing one of the words.
+_SECRET_NAMES = frozenset({"sig", "code", "pwd", "jwt"})
+_SECRET_WORDS = (
+    "auth",
+    "cookie",
+    "credential",
+    "key",
+    "passw",
+    "secret",
+    "session",
+    "signature",
+    "token",
+)
+
+
+class HttpClient:
+    """An HTTP client for calls from a Lambda function: pooled, retried, bounded, signed.
+
+    Create one per process (at import, beside the handler) and reuse it:
+    its connections stay open across invocations::
+
+        orders = HttpClient("https://orders.example.com/v1", timeout=5)
+
+        @log.inject_request_ids_into_environment
+        def handler(event, context):
+            order = orders.get(f"orders/{event['id']}").raise_for_status().json()
+
+    It needs only the standard library (``http.client``); botocore is imported
+    to sign requests, and only then.
+
+    - ``timeout``: seconds, or ``(connect, read)``; 5 s to connect and 30 s
+      for each read by default.
+    - ``retries`` (3): answers 429, 502, 503 and 504 (``retry_statuses``) and
+      connection errors are retried that many times, with exponential
+      backoff and full jitter (a random wait up to ``backoff * 2**n``
+      seconds, at most ``max_delay``) or the wait the server asks for in
+      ``Retry-After`` (seconds or an HTTP date; a longer one than
+      ``max_delay`` ends the retries). Only idempotent methods (GET, HEAD,
+      OPTIONS, PUT, DELETE, TRACE) are retried once a request may have
+      reached the server; pass ``idempotent=True`` for a POST that is safe
+      to repeat. A connection that could not be opened never carried the
+      request, so it is retried whatever the method. Each retry is logged
+      (logger ``fleece_runtime.http``) with the attempt, the wait and the
+      reason.
+    - Deadlines: no attempt starts, and no wait ends, after the deadline:
+      the current invocation's (its remaining time minus 0.5 s, when the
+      handler is decorated with `inject_request_ids_into_environment` or
+      runs in `lambda_invocation`), the one set with `deadline`, or
+      ``total_timeout`` seconds after the request started, whichever comes
+      first. Each attempt's timeouts shrink to the time left.
+    - ``headers``: sent with every request (a request's own win).
+    - ``sign``: requests to API Gateway hosts (``*.execute-api.<region>.
+      amazonaws.com``) are signed with AWS Signature Version 4 by default
+      (``None``), with the current credentials (the function's role; or
+      ``credentials=``, botocore credentials); ``sign="execute-api"`` (or
+      True) or another service name signs every request (custom domains);
+      ``sign=False`` never signs. The region is ``region=``, else the one in
+      the host name, else ``AWS_REGION``.
+    - ``verify``: check TLS certificates (True), or the path of a CA bundle,
+      or False. ``pool_size``: idle connections kept per host.
+    - ``lambda_config``: a botocore ``Config`` merged over the defaults of
+      the Lambda invocations of `method` (see `invoke`).
+
+    When the invocation is traced with X-Ray, each call is a ``remote``
+    subsegment and the trace is passed on (`trace_http_call`). Secrets never
+    reach a log line or an error message: the values of credentials,
+    cookies, tokens and signatures in headers and query strings are masked,
+    and bodies are never logged. Redirects are not followed: a 3xx answer
+    is returned as it is. Proxies are not supported.
+    """
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        *,
+        timeout: float | tuple[float, float] = _HTTP_TIMEOUT,
+        retries: int = _HTTP_RETRIES,
+        headers: Mapping[str, str] | None = None,
+        sign: bool | str | None = None,
+        region: str | None = None,
+        credentials: Any = None,
+        total_timeout: float | None = None,
+        backoff: float = _HTTP_BACKOFF,
+        max_delay: float = _HTTP_MAX_DELAY,
+        retry_statuses: Iterable[int] = _HTTP_RETRY_STATUSES,
+        verify: bool | str = True,
+        pool_size: int = _HTTP_POOL_SIZE,
+        lambda_config: Any = None,
+    ) -> None:
+        if base_url is not None:
+            _split_url(base_url)
+            base_url = base_url.rstrip("/")
+        if not (sign is None or isinstance(sign, bool | str)) or sign == "":
+            raise TypeError(
+                f"sign must be None, True, False or a service name, not {sign!r}"
+            )
+        self.base_url = base_url
+        self.timeout = _http_timeouts(timeout)
+        self.retries = _count("retries", retries)
+        self.headers = _checked_headers(headers or {})
+        self.sign = "execute-api" if sign is True else sign
+        self.region = region
+        self.total_timeout = _check_timeout("total_timeout", total_timeout)
+        self.backoff = _non_negative("backoff", backoff)
+        self.max_delay = _non_negative("max_delay", max_delay)
+        self.retry_statuses = frozenset(retry_statuses)
+        if not all(isinstance(status, int) for status in self.retry_statuses):
+            raise TypeError(f"retry_statuses must be numbers, not {retry_statuses!r}")
+        if not isinstance(verify, bool | str):
+            raise TypeError(f"verify must be True, False or a path, not {verify!r}")
+        self.verify = verify
+        self.pool_size = _count("pool_size", pool_size)
+        self.lambda_config = lambda_config
+        self._credentials = credentials
+        self._idle: dict[tuple[str, str, int], list[Any]] = {}
+        self._lock = threading.Lock()
+        self._deadline: contextvars.ContextVar[Deadline | None] = (
+            contextvars.ContextVar("fleece_http_deadline", default=None)
+        )
+        self._log = get_logger("fleece_runtime.http")
+        self._user_agent = (
+            f"fleece_runtime python/{sys.version_info[0]}.{sys.version_info[1]}"
+        )
+
+    def __repr__(self) -> str:
+        return f"<HttpClient {self.base_url}>" if self.base_url else "<HttpClient>"
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Mapping[str, Any] | Iterable[tuple[str, Any]] | None = None,
+        headers: Mapping[str, str] | None = None,
+        json: Any = None,
+        data: bytes | str | Mapping[str, Any] | None = None,
+        timeout: float | tuple[float, float] | None = None,
+        retries: int | None = None,
+        idempotent: bool | None = None,
+    ) -> HttpResponse:
+        """Send one request (retried as the client says) and return its answer.
+
+        ``url`` is absolute, or a path joined to ``base_url`` (``"orders/7"``
+        and ``"/orders/7"`` both give ``<base_url>/orders/7``). ``params``
+        are added to its query string (a list value repeats the name; None
+        values are left out). The body is ``json`` (any value `JsonEncoder`
+        writes, sent as ``application/json``) or ``data`` (bytes as they
+        are, text in UTF-8, a mapping form-encoded). ``timeout``, ``retries``
+        and ``idempotent`` override the client's for this request.
+
+        Every answer is returned, whatever its status (see
+        `HttpResponse.raise_for_status`). Raises `HttpConnectionError` when
+        no answer came (`HttpTimeoutError` when time ran out), and
+        ``ValueError`` or ``TypeError`` for a malformed URL, header or body,
+        and ``RuntimeError`` when a request to sign finds no AWS
+        credentials: those before anything is sent.
+        """
+        verb = _http_method(method)
+        full_url = self._url(url, params)
+        scheme, host, port, target = _split_url(full_url)
+        body, content_type = _request_body(json, data)
+        request_headers = {
+            "User-Agent": self._user_agent,
+            "Accept": "*/*",
+            "Accept-Encoding": "gzip, deflate",
+            **self.headers,
+        }
+        if content_type is not None:
+            request_headers["Content-Type"] = content_type
+        if headers:
+            request_headers.update(_checked_headers(headers))
+        signing = self._signing(host, full_url)
+        if signing is not None:
+            self._signing_credentials(full_url)  # no credentials: fail before sending
+        request = _HttpRequest(
+            verb,
+            full_url,
+            (scheme, host, port),
+            target,
+            body,
+            request_headers,
+            verb in _IDEMPOTENT_METHODS if idempotent is None else idempotent,
+            signing,
+        )
+        limits = self.timeout if timeout is None else _http_timeouts(timeout)
+        attempts = 1 + (self.retries if retries is None else _count("retries", retries))
+        started = time.monotonic()
+        with trace_http_call(verb, full_url) as call:
+            for name, value in call.headers.items():
+                request_headers.setdefault(name, value)
+            response = self._send(request, limits, attempts, self._current_deadline())
+            call.record(response.status, len(response.content))
+        if self._log.isEnabledFor(logging.DEBUG):
+            self._log.debug(
+                "HTTP request",
+                method=verb,
+                url=_masked_url(full_url),
+                status=response.status,
+                attempts=response.attempts,
+                elapsed=round(time.monotonic() - started, 6),
+                headers=_masked_headers(request_headers),
+            )
+        return response
+
+    def get(self, url: str, **options: Any) -> HttpResponse:
+        """A GET request: see `request` for ``url`` and the options."""
+        return self.request("GET", url, **options)
+
+    def head(self, url: str, **options: Any) -> HttpResponse:
+        """A HEAD request: see `request` for ``url`` and the options."""
+        return self.request("HEAD", url, **options)
+
+    def options(self, url: str, **options: Any) -> HttpResponse:
+        """An OPTIONS request: see `request` for ``url`` and the options."""
+        return self.request("OPTIONS", url, **options)
+
+    def post(self, url: str, **options: Any) -> HttpResponse:
+        """A POST request (not retried once sent, unless ``idempotent=True``): see `request`."""
+        return self.request("POST", url, **options)
+
+    def put(self, url: str, **options: Any) -> HttpResponse:
+        """A PUT request: see `request` for ``url`` and the options."""
+        return self.request("PUT", url, **options)
+
+    def patch(self, url: str, **options: Any) -> HttpResponse:
+        """A PATCH request (not retried once sent, unless ``idempotent=True``): see `request`."""
+        return self.request("PATCH", url, **options)
+
+    def delete(self, url: str, **options: Any) -> HttpResponse:
+        """A DELETE request: see `request` for ``url`` and the options."""
+        return self.request("DELETE", url, **options)
+
+    def deadline(
+        self, limit: Any, *, margin: float = _DEADLINE_MARGIN
+    ) -> _DeadlineScope:
+        """A context manager: this client's requests in the block end by ``limit``.
+
+        ``limit`` is a Lambda context (its remaining time minus ``margin``
+        seconds), a number of seconds from now, or a `Deadline`::
+
+            with orders.deadline(context):       # an undecorated handler
+                orders.get("orders/7")
+
+        The invocation's own deadline and ``total_timeout`` still apply when
+        sooner. The block belongs to the thread or task that entered it.
+        """
+        if isinstance(limit, Deadline):
+            chosen = limit
+        elif callable(getattr(limit, "get_remaining_time_in_millis", None)):
+            chosen = Deadline.from_context(limit, margin=margin)
+        else:
+            chosen = Deadline(limit)
+        return _DeadlineScope(self._deadline, chosen)
+
+    def method(
+        self,
+        method: str = "GET",
+        url: str = "",
+        *,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        body: str | None = None,
+        timeout: float | tuple[float, float] | None = None,
+        retries: int | None = None,
+        idempotent: bool | None = None,
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Decorator: calling the function makes the HTTP request it declares.
+
+        ::
+
+            http = HttpClient()
+
+            @http.method(
+                method="POST",
+                url="https://{STAGE}.example.com/{api_version}/offers",
+                params={"email": "{email}"},
+                body="customer",
+            )
+            def send_offer(api_version, email, customer): ...
+
+            send_offer("v1", "ann@example.com", customer)
+
+        Placeholders in ``url``, ``params`` and ``headers`` values are filled
+        in on every call: lowercase ones (``{email}``, ``{customer.id}``)
+        from the call's arguments, UPPERCASE ones (``{STAGE}``) from
+        environment variables. Argument values are percent-encoded in the
+        URL (a ``/`` stays inside its path segment); environment values go in
+        as they are. A ``params`` value that is exactly one placeholder keeps
+        the argument's value (a list repeats the name, None leaves it out).
+        ``body`` names the argument sent as the body: a dict, list,
+        dataclass or model (``model_dump()``/``dict()``) as JSON through
+        `JsonEncoder`, bytes as they are, text in UTF-8.
+
+        A function that declares a ``response``, ``response_body`` (the text)
+        or ``response_code`` (the status) parameter is then called with them
+        and its result returned: it handles every status itself. A function
+        that declares none is not called: the `HttpResponse` is returned,
+        and `HttpStatusError` raised for a status of 300 or more.
+
+        ``method="FUNC"`` invokes the Lambda function named by ``url`` (see
+        `invoke`: a name, ``{STAGE}-orders``, a partial or full ARN) with
+        ``body`` as the payload and ``params`` as the client context;
+        ``"EVENT"`` invokes it asynchronously. ``response`` is then the
+        `InvokeResult`, ``response_body`` its payload text (for EVENT, the
+        response metadata as JSON) and ``response_code`` its status; without
+        them, the `InvokeResult` is returned and a function error raises
+        `FunctionError`.
+
+        A placeholder that is neither a parameter of the function nor
+        UPPERCASE, a ``body`` that is not a parameter, or an unknown method
+        raise when decorating; a missing environment variable, a malformed
+        URL or an unsupported body raise when called, before anything is
+        sent.
+        """
+        return _DeclaredCall(
+            self,
+            _declared_method(method),
+            url,
+            params or {},
+            headers or {},
+            body,
+            {"timeout": timeout, "retries": retries, "idempotent": idempotent},
+        ).decorate
+
+    def close(self) -> None:
+        """Close the idle connections (the client stays usable)."""
+        with self._lock:
+            idle, self._idle = self._idle, {}
+        for connections in idle.values():
+            for connection in connections:
+                connection.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _url(
+        self, url: str, params: Mapping[str, Any] | Iterable[tuple[str, Any]] | None
+    ) -> str:
+        if not isinstance(url, str):
+            raise TypeError(f"url must be a string, not {url!r}")
+        if self.base_url is not None and "://" not in url:
+            url = f"{self.base_url}/{url.lstrip('/')}" if url else self.base_url
+        if params:
+            from urllib.parse import quote, urlencode
+
+            pairs = params.items() if isinstance(params, Mapping) else params
+            query = urlencode(
+                [(name, value) for name, value in pairs if value is not None],
+                doseq=True,
+                quote_via=quote,
+            )
+            if query:
+                url = f"{url}{'&' if '?' in url else '?'}{query}"
+        return url
+
+    def _current_deadline(self) -> Deadline | None:
+        """The soonest of the block's deadline, the invocation's and total_timeout."""
+        by_block = self._deadline.get()
+        by_call = current_deadline(self.total_timeout)
+        if by_block is None or by_call is None:
+            return by_block or by_call
+        return by_block if by_block.remaining() <= by_call.remaining() else by_call
+
+    def _signing(self, host: str, url: str) -> tuple[str, str] | None:
+        """(service, region) to sign a request to ``host`` with, or None."""
+        if self.sign is False:
+            return None
+        labels = host.split(".")
+        if self.sign is None:  # API Gateway's hosts: <id>.execute-api.<region>...
+            if labels[1:2] != ["execute-api"] or not host.endswith(
+                (".amazonaws.com", ".amazonaws.com.cn")
+            ):
+                return None
+            service = "execute-api"
+        else:
+            service = self.sign
+        region = (
+            self.region
+            or next((label for label in labels if _is_region(label)), None)
+            or os.environ.get("AWS_REGION")
+        )
+        if not region:
+            raise ValueError(
+                f"no AWS region to sign {_masked_url(url)} with: its host names "
+                f"none and AWS_REGION is not set (pass region=)"
+            )
+        return service, region
+
+    def _signing_credentials(self, url: str) -> Any:
+        """The credentials to sign with, as of now (they may be refreshed)."""
+        credentials = self._credentials
+        if credentials is None:
+            try:
+                import botocore.session
+            except ImportError as error:
+                raise _missing("boto3", error) from None
+            credentials = botocore.session.get_session().get_credentials()
+            if credentials is None:
+                raise RuntimeError(
+                    f"no AWS credentials to sign {_masked_url(url)} with: give the "
+                    f"function a role (or set AWS_ACCESS_KEY_ID and "
+                    f"AWS_SECRET_ACCESS_KEY), pass credentials=, or sign=False"
+                )
+            self._credentials = credentials
+        frozen = getattr(credentials, "get_frozen_credentials", None)
+        return frozen() if callable(frozen) else credentials
+
+    def _signed(self, request: _HttpRequest) -> dict[str, str]:
+        """The request's headers with a fresh SigV4 signature."""
+        from botocore.auth import SigV4Auth
+        from botocore.awsrequest import AWSRequest
+
+        assert request.signing is not None
+        service, region = request.signing
+        signed = AWSRequest(
+            method=request.method,
+            url=request.url,
+            data=request.body or b"",
+            headers=request.headers,
+        )
+        credentials = self._signing_credentials(request.url)
+        SigV4Auth(credentials, service, region).add_auth(signed)
+        headers = dict(request.headers)
+        for name in ("Authorization", "X-Amz-Date", "X-Amz-Security-Token"):
+            value = signed.headers.get(name)
+            if value is not None:
+                headers[name] = value
+        return headers
+
+    def _send(
+        self,
+        request: _HttpRequest,
+        limits: tuple[float, float],
+        attempts: int,
+        deadline: Deadline | None,
+    ) -> HttpResponse:
+        """The retry loop: attempts, waits, and when to give up."""
+        import random
+
+        attempt = 0
+        reopened = False  # a kept connection the server had closed: once, for free
+        failure: _AttemptError | None = None
+        response: HttpResponse | None = None  # the last answer, to retry or return
+        while True:
+            attempt += 1
+            connect_limit, read_limit = limits
+            if deadline is not None:
+                left = deadline.remaining()
+                if left <= 0:
+                    if response is not None:
+                        return response
+                    raise _gave_up(request, attempt - 1, failure, out_of_time=True)
+                connect_limit, read_limit = min(connect_limit, left), min(
+                    read_limit, left
+                )
+            headers = (
+                request.headers if request.signing is None else self._signed(request)
+            )
+            try:
+                answer = self._attempt(request, headers, connect_limit, read_limit)
+            except _AttemptError as error:
+                if error.stale and request.idempotent and not reopened:
+                    reopened, attempt = True, attempt - 1
+                    continue
+                failure, response = error, None
+                retryable = error.retryable and (not error.sent or request.idempotent)
+                reason = error.reason
+                asked: float | None = None
+            else:
+                answer.attempts = attempt
+                if not request.idempotent or answer.status not in self.retry_statuses:
+                    return answer
+                failure, response, retryable = None, answer, True
+                reason = f"{answer.status} {answer.reason}".rstrip()
+                asked = _retry_after(answer.headers.get("retry-after"))
+            wait = (
+                asked
+                if asked is not None
+                else random.random()
+                * min(self.max_delay, self.backoff * 2.0 ** (attempt - 1))
+            )
+            out_of_time = deadline is not None and wait >= deadline.remaining()
+            if (
+                not retryable
+                or attempt >= attempts
+                or wait > self.max_delay
+                or out_of_time
+            ):
+                if response is not None:
+                    return response
+                raise _gave_up(request, attempt, failure, out_of_time=out_of_time)
+            self._log.warning(
+                "Retrying HTTP request",
+                method=request.method,
+                url=_masked_url(request.url),
+                attempt=attempt,
+                wait=round(wait, 3),
+                reason=reason,
+            )
+            time.sleep(wait)
+
+    def _attempt(
+        self,
+        request: _HttpRequest,
+        headers: Mapping[str, str],
+        connect_timeout: float,
+        read_timeout: float,
+    ) -> HttpResponse:
+        """One exchange on a kept or a new connection; `_AttemptError` on failure."""
+        import http.client
+
+        key = request.origin
+        connection = self._take(key)
+        reused = connection is not None
+        if connection is None:
+            connection = self._connect(key, connect_timeout)
+        started = time.monotonic()
+        try:
+            connection.sock.settimeout(read_timeout)
+            connection.request(request.method, request.target, request.body, headers)
+            answer = connection.getresponse()
+            content = answer.read()
+        except BaseException as error:
+            connection.close()
+            if not isinstance(error, OSError | http.client.HTTPException):
+                raise
+            stale = reused and isinstance(
+                error,
+                http.client.RemoteDisconnected | ConnectionResetError | BrokenPipeError,
+            )
+            raise _AttemptError(error, sent=True, stale=stale) from error
+        if answer.will_close:
+            connection.close()
+        else:
+            self._give(key, connection)
+        response_headers = HttpHeaders(answer.getheaders())
+        encoding = response_headers.get("content-encoding")
+        if encoding and content:
+            content = _decoded(content, encoding, request)
+        return HttpResponse(
+            answer.status,
+            answer.reason,
+            response_headers,
+            content,
+            request.method,
+            request.url,
+            time.monotonic() - started,
+        )
+
+    def _connect(self, key: tuple[str, str, int], timeout: float) -> Any:
+        import http.client
+        import ssl
+
+        scheme, host, port = key
+        connection: http.client.HTTPConnection
+        if scheme == "https":
+            connection = http.client.HTTPSConnection(
+                host, port, timeout=timeout, context=_ssl_context(self.verify)
+            )
+        else:
+            connection = http.client.HTTPConnection(host, port, timeout=timeout)
+        try:
+            connection.connect()
+        except OSError as error:
+            connection.close()
+            # A certificate that does not verify will not verify on a retry.
+            fatal = isinstance(error, ssl.SSLCertVerificationError)
+            raise _AttemptError(error, sent=False, retryable=not fatal) from error
+        return connection
+
+    def _take(self, key: tuple[str, str, int]) -> Any:
+        """A kept connection to ``key`` the server has not closed, or None."""
+        while True:
+            with self._lock:
+                idle = self._idle.get(key)
+                if not idle:
+                    return None
+                connection = idle.pop()
+            if not _dropped(connection.sock):
+                return connection
+            connection.close()
+
+    def _give(self, key: tuple[str, str, int], connection: Any) -> None:
+        with self._lock:
+            idle = self._idle.setdefault(key, [])
+            if len(idle) < self.pool_size:
+                idle.append(connection)
+                return
+        connection.close()
+
+
+class HttpResponse:
+    """The answer to an `HttpClient` request, read whole.
+
+    ``status`` (also ``status_code``), ``reason``, ``headers`` (an
+    `HttpHeaders`: case-insensitive), ``content`` (bytes, decompressed),
+    ``text``, `json`, ``ok``; ``method`` and ``url`` of the request,
+    ``elapsed`` (seconds of the last attempt) and ``attempts``.
+    """
+
+    __slots__ = (
+        "attempts",
+        "content",
+        "elapsed",
+        "headers",
+        "method",
+        "reason",
+        "status",
+        "url",
+    )
+
+    def __init__(
+        self,
+        status: int,
+        reason: str,
+        headers: HttpHeaders,
+        content: bytes,
+        method: str,
+        url: str,
+        elapsed: float,
+    ) -> None:
+        self.status = status
+        self.reason = reason
+        self.headers = headers
+        self.content = content
+        self.method = method
+        self.url = url
+        self.elapsed = elapsed
+        self.attempts = 1
+
+    def __repr__(self) -> str:
+        return f"<HttpResponse {self.status} {self.method} {_masked_url(self.url)}>"
+
+    @property
+    def status_code(self) -> int:
+        """``status``, under the name requests gives it."""
+        return self.status
+
+    @property
+    def ok(self) -> bool:
+        """True when the status is below 400."""
+        return self.status < 400
+
+    @property
+    def text(self) -> str:
+        """``content`` decoded with the charset of Content-Type (UTF-8 without one)."""
+        charset = "utf-8"
+        for part in self.headers.get("content-type", "").split(";")[1:]:
+            name, _, value = part.strip().partition("=")
+            if name.lower() == "charset" and value:
+                charset = value.strip('"')
+        try:
+            return self.content.decode(charset, errors="replace")
+        except LookupError:  # a charset Python does not know
+            return self.content.decode("utf-8", errors="replace")
+
+    def json(self) -> Any:
+        """``content`` parsed as JSON; ``ValueError`` when it is not JSON."""
+        try:
+            return json.loads(self.content)
+        except ValueError as error:
+            kind = self.headers.get("content-type", "no Content-Type")
+            raise ValueError(
+                f"the answer to {self.method} {_masked_url(self.url)} is not JSON "
+                f"({self.status}, {kind}): {error}"
+            ) from None
+
+    def raise_for_status(self) -> Self:
+        """Raise `HttpStatusError` for a status of 400 or more; else return self."""
+        if self.status >= 400:
+            raise HttpStatusError(self)
+        return self
+
+
+class HttpHeaders(Mapping[str, str]):
+    """Response headers: a read-only mapping whose names ignore case.
+
+    A header sent several times reads as its values joined by ``", "``;
+    `get_all` gives them one by one (``Set-Cookie``).
+    """
+
+    __slots__ = ("_index", "_items")
+
+    def __init__(self, items: Iterable[tuple[str, str]]) -> None:
+        self._items = list(items)
+        self._index: dict[str, tuple[str, str]] | None = None
+
+    def _lookup(self) -> dict[str, tuple[str, str]]:
+        index = self._index
+        if index is None:
+            index = {}
+            for name, value in self._items:
+                key = name.lower()
+                if key in index:
+                    index[key] = (index[key][0], f"{index[key][1]}, {value}")
+                else:
+                    index[key] = (name, value)
+            self._index = index
+        return index
+
+    def __getitem__(self, name: str) -> str:
+        return self._lookup()[name.lower()][1]
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in self._lookup()
+
+    def __iter__(self) -> Iterator[str]:
+        return (name for name, _ in self._lookup().values())
+
+    def __len__(self) -> int:
+        return len(self._lookup())
+
+    def __repr__(self) -> str:
+        return f"HttpHeaders({_masked_headers(self)!r})"
+
+    def get_all(self, name: str) -> list[str]:
+        """Every value of the header ``name``, in the order received."""
+        key = name.lower()
+        return [value for header, value in self._items if header.lower() == key]
+
+
+class HttpStatusError(Exception):
+    """An HTTP answer with an error status: `HttpResponse.raise_for_status`.
+
+    ``status``, ``reason`` and ``body`` (the answer's text) of the answer,
+    ``response`` itself. The message names the status, the method and the
+    URL (secrets in its query string masked), not the body. Not the
+    server-side ``HTTPError`` that a handler raises to answer with a status:
+    a downstream's 404 is not your caller's 404.
+    """
+
+    def __init__(self, response: HttpResponse) -> None:
+        self.response = response
+        self.status = response.status
+        self.reason = response.reason
+        super().__init__(
+            f"{response.status} {response.reason}".rstrip()
+            + f" for {response.method} {_masked_url(response.url)}"
+        )
+
+    @property
+    def body(self) -> str:
+        """The text of the answer."""
+        return self.response.text
+
+
+class HttpConnectionError(OSError):
+    """No answer: the connection failed, broke, or timed out (after any retries).
+
+    ``method``, ``url`` (masked) and ``attempts``; the last error is the
+    ``__cause__``.
+    """
+
+    def __init__(self, message: str, method: str, url: str, attempts: int) -> None:
+        super().__init__(message)
+        self.method = method
+        self.url = url
+        self.attempts = attempts
+
+
+class HttpTimeoutError(HttpConnectionError, TimeoutError):
+    """No answer in time: a connect or read timeout, or the deadline."""
+
+
+class _HttpRequest:
+    """A request ready to send, as every attempt sends it."""
+
+    __slots__ = (
+        "body",
+        "headers",
+        "idempotent",
+        "method",
+        "origin",
+        "signing",
+        "target",
+        "url",
+    )
+
+    def __init__(
+        self,
+        method: str,
+        url: str,
+        origin: tuple[str, str, int],
+        target: str,
+        body: bytes | None,
+        headers: dict[str, str],
+        idempotent: bool,
+        signing: tuple[str, str] | None,
+    ) -> None:
+        self.method = method
+        self.url = url
+        self.origin = origin  # (scheme, host, port): the pool's key
+        self.target = target  # path and query
+        self.body = body
+        self.headers = headers
+        self.idempotent = idempotent
+        self.signing = signing
+
+
+class _AttemptError(Exception):
+    """An attempt that got no answer, and what that allows."""
+
+    def __init__(
+        self,
+        error: BaseException,
+        *,
+        sent: bool,
+        stale: bool = False,
+        retryable: bool = True,
+    ) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.sent = sent  # the request may have reached the server
+        self.stale = stale  # a kept connection was closed before any answer
+        self.retryable = retryable
+        self.reason = f"{type(error).__name__}: {error}".rstrip(": ")
+
+
+class _DeadlineScope:
+    """The context manager of `HttpClient.deadline`."""
+
+    __slots__ = ("_deadline", "_token", "_variable")
+
+    def __init__(
+        self, variable: contextvars.ContextVar[Deadline | None], deadline: Deadline
+    ) -> None:
+        self._variable = variable
+        self._deadline = deadline
+
+    def __enter__(self) -> Deadline:
+        self._token = self._variable.set(self._deadline)
+        return self._deadline
+
+    def __exit__(self, *exc: object) -> None:
+        self._variable.reset(self._token)
+
+
+class _DeclaredCall:
+    """What `HttpClient.method` declares: checked once, rendered at each call."""
+
+    def __init__(
+        self,
+        client: HttpClient,
+        method: str,
+        url: str,
+        params: Mapping[str, Any],
+        headers: Mapping[str, str],
+        body: str | None,
+        options: dict[str, Any],
+    ) -> None:
+        if not isinstance(url, str) or not url:
+            raise ValueError("@http.method needs url=")
+        if method == "EVENT" and params:
+            raise ValueError(
+                "@http.method(method='EVENT') takes no params: an asynchronous "
+                "invocation has no client context"
+            )
+        self.client = client
+        self.method = method
+        self.url = _Template(url, "url", quote=method not in ("FUNC", "EVENT"))
+        self.params = {
+            name: (
+                _Template(value, f"params[{name!r}]")
+                if isinstance(value, str)
+                else value
+            )
+            for name, value in params.items()
+        }
+        self.headers = {
+            name: _Template(value, f"headers[{name!r}]")
+            for name, value in headers.items()
+        }
+        self.body = body
+        self.options = options
+
+    def decorate(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        import inspect
+
+        owner = f"@http.method of {getattr(func, '__qualname__', func)}"
+        if inspect.iscoroutinefunction(func):
+            raise TypeError(
+                f"{owner}: HttpClient is synchronous: decorate a def function"
+            )
+        signature = inspect.signature(func)
+        parameters = set(signature.parameters)
+        templates = [self.url, *self.headers.values()]
+        templates += [
+            value for value in self.params.values() if isinstance(value, _Template)
+        ]
+        for template in templates:
+            for name in template.arguments:
+                if name not in parameters:
+                    raise ValueError(
+                        f"{owner}: {{{name}}} in its {template.where} is not a "
+                        f"parameter of the function (UPPERCASE placeholders are "
+                        f"environment variables)"
+                    )
+        if self.body is not None and self.body not in parameters:
+            raise ValueError(
+                f"{owner}: body={self.body!r} is not a parameter of the function"
+            )
+        wanted = [name for name in _RESPONSE_PARAMETERS if name in parameters]
+
+        @functools.wraps(func)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            bound = signature.bind_partial(*args, **kwargs)
+            bound.apply_defaults()
+            response, body, code = self._call(owner, bound.arguments)
+            if not wanted:
+                if isinstance(response, HttpResponse) and response.status >= 300:
+                    raise HttpStatusError(response)
+                if isinstance(response, InvokeResult):
+                    response.raise_for_function_error()
+                return response
+            given = {"response": response, "response_body": body, "response_code": code}
+            return func(*args, **kwargs, **{name: given[name] for name in wanted})
+
+        return call
+
+    def _call(self, owner: str, arguments: Mapping[str, Any]) -> tuple[Any, str, int]:
+        """Make the declared call; (response, its text, its status)."""
+        url = self.url.render(owner, arguments)
+        params = {
+            name: (
+                value.value(owner, arguments) if isinstance(value, _Template) else value
+            )
+            for name, value in self.params.items()
+        }
+        payload = arguments.get(self.body) if self.body is not None else None
+        if self.method in ("FUNC", "EVENT"):
+            if self.method == "EVENT":
+                result = invoke_async(url, payload, config=self.client.lambda_config)
+                return result, json_dumps(result.metadata), result.status
+            result = invoke_result(
+                url,
+                payload,
+                {k: v for k, v in params.items() if v is not None} or None,
+                config=self.client.lambda_config,
+            )
+            return result, result.text, result.status
+        headers = {
+            name: value.render(owner, arguments) for name, value in self.headers.items()
+        }
+        body: dict[str, Any] = {}
+        if payload is not None:
+            body = _declared_body(payload, owner)
+        response = self.client.request(
+            self.method, url, params=params, headers=headers, **body, **self.options
+        )
+        return response, response.text, response.status
+
+
+class _Template:
+    """A text with ``{placeholders}``: lowercase ones from arguments, UPPERCASE from env."""
+
+    def __init__(self, text: str, where: str, *, quote: bool = False) -> None:
+        import string
+
+        self.where = where
+        self.quote = quote
+        try:
+            self.parts = list(string.Formatter().parse(text))
+        except ValueError as error:
+            raise ValueError(f"@http.method: the {where} {text!r}: {error}") from None
+        roots = []
+        for _, field, _, _ in self.parts:
+            if field is not None:
+                root = _placeholder_root(field)
+                if not root or root.isdigit():
+                    raise ValueError(
+                        f"@http.method: the {where} {text!r} has a placeholder "
+                        f"without a name"
+                    )
+                roots.append(root)
+        self.arguments = [root for root in roots if not root.isupper()]
+        # One placeholder and nothing else: `value` keeps the argument's type.
+        literal, field, spec, conversion = (
+            self.parts[0] if self.parts else ("", None, "", None)
+        )
+        alone = len(self.parts) == 1 and not (literal or spec or conversion)
+        self.whole = field if alone else None
+
+    def render(self, owner: str, arguments: Mapping[str, Any]) -> str:
+        """The text with every placeholder filled in."""
+        import string
+
+        formatter = string.Formatter()
+        pieces = []
+        for literal, field, spec, conversion in self.parts:
+            pieces.append(literal)
+            if field is None:
+                continue
+            value, from_environment = self._lookup(owner, field, arguments)
+            if conversion:
+                value = formatter.convert_field(value, conversion)
+            text = formatter.format_field(value, spec or "")
+            if self.quote and not from_environment:
+                from urllib.parse import quote
+
+                text = quote(text, safe="")
+            pieces.append(text)
+        return "".join(pieces)
+
+    def value(self, owner: str, arguments: Mapping[str, Any]) -> Any:
+        """The placeholder's own value when the text is one placeholder, else `render`."""
+        if self.whole is not None and _placeholder_root(self.whole) in arguments:
+            return self._lookup(owner, self.whole, arguments)[0]
+        return self.render(owner, arguments)
+
+    def _lookup(
+        self, owner: str, field: str, arguments: Mapping[str, Any]
+    ) -> tuple[Any, bool]:
+        """The value of ``field``, and whether it came from the environment."""
+        import string
+
+        root = _placeholder_root(field)
+        if root.isupper():
+            if root not in os.environ:
+                raise ValueError(
+                    f"{owner}: the environment variable {root} is not set "
+                    f"(placeholder {{{field}}} in its {self.where})"
+                )
+            scope: Mapping[str, Any] = os.environ
+        else:
+            scope = arguments
+        try:
+            return string.Formatter().get_field(field, (), scope)[0], root.isupper()
+        except (AttributeError, KeyError, IndexError, TypeError) as error:
+            raise ValueError(
+                f"{owner}: cannot fill in {{{field}}} in its {self.where}: {error!r}"
+            ) from None
+
+
+def _placeholder_root(field: str) -> str:
+    """The name a placeholder starts with: ``customer`` in ``{customer.email}``."""
+    return field.partition(".")[0].partition("[")[0]
+
+
+def _http_method(method: object) -> str:
+    if not isinstance(method, str) or not method.isalpha():
+        raise ValueError(f"not an HTTP method: {method!r}")
+    return method.upper()
+
+
+def _declared_method(method: object) -> str:
+    verb = _http_method(method)
+    if verb not in {*_IDEMPOTENT_METHODS, "POST", "PATCH", "FUNC", "EVENT"}:
+        raise ValueError(
+            f"@http.method: unknown method {method!r} (GET, HEAD, OPTIONS, POST, "
+            f"PUT, PATCH, DELETE, TRACE, or FUNC and EVENT for Lambda)"
+        )
+    return verb
+
+
+@functools.lru_cache(maxsize=256)  # a client calls the same URLs again and again
+def _split_url(url: str) -> tuple[str, str, int, str]:
+    """(scheme, host, port, path and query) of an absolute http(s) URL.
+
+    Raises ``ValueError`` naming the URL (secrets masked) when it is not one.
+    """
+    from urllib.parse import urlsplit
+
+    problem = None
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as error:
+        problem = str(error)
+    else:
+        if parts.scheme not in ("http", "https"):
+            problem = "it is not an http or https URL"
+        elif not parts.hostname:
+            problem = "it has no host"
+        elif " " in url or not url.isprintable():
+            problem = "it holds spaces or control characters (percent-encode them)"
+        elif not (parts.path.isascii() and parts.query.isascii()):
+            problem = (
+                "its path or query holds non-ASCII characters (percent-encode them)"
+            )
+    if problem is not None:
+        raise ValueError(f"malformed URL {_masked_url(url)!r}: {problem}")
+    scheme, host = parts.scheme, parts.hostname
+    assert host is not None
+    target = parts.path or "/"
+    if parts.query:
+        target = f"{target}?{parts.query}"
+    return scheme, host, port or (443 if scheme == "https" else 80), target
+
+
+def _http_timeouts(timeout: object) -> tuple[float, float]:
+    if isinstance(timeout, tuple) and len(timeout) == 2:
+        connect = _check_timeout("connect timeout", timeout[0])
+        read = _check_timeout("read timeout", timeout[1])
+    elif isinstance(timeout, tuple):
+        raise ValueError(f"timeout must be seconds or (connect, read), not {timeout!r}")
+    else:
+        connect = read = _check_timeout("timeout", timeout)
+    if connect is None or read is None:
+        raise ValueError(f"timeout must be seconds or (connect, read), not {timeout!r}")
+    return connect, read
+
+
+def _count(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{name} must be a whole number >= 0, not {value!r}")
+    return value
+
+
+def _non_negative(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise ValueError(f"{name} must be a number >= 0, not {value!r}")
+    return float(value)
+
+
+def _checked_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """``headers`` as a dict, after refusing what would break the request's framing."""
+    checked = {}
+    for name, value in headers.items():
+        if not isinstance(name, str) or not isinstance(value, str):
+            raise TypeError(f"header names and values must be strings: {name!r}")
+        if (
+            not name
+            or not name.isascii()
+            or any(c in name for c in " \t\r\n:")
+            or "\r" in value
+            or "\n" in value
+            or not value.isprintable()
+            or not _latin1(value)
+        ):
+            shown = _MASK if _is_secret(name) else repr(value)
+            raise ValueError(
+                f"malformed header {name!r}: {shown} (one line of Latin-1 text)"
+            )
+        checked[name] = value
+    return checked
+
+
+def _latin1(text: str) -> bool:
+    """Whether HTTP/1.1 can carry ``text`` in a header (http.client writes Latin-1)."""
+    try:
+        text.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _request_body(json_value: Any, data: Any) -> tuple[bytes | None, str | None]:
+    """(body, Content-Type) of `HttpClient.request`'s ``json`` or ``data``."""
+    if json_value is not None:
+        if data is not None:
+            raise TypeError("give json= or data=, not both")
+        try:
+            return json_dumps(json_value).encode("utf-8"), "application/json"
+        except (TypeError, ValueError) as error:
+            raise TypeError(f"json body: {error}") from None
+    if data is None or isinstance(data, bytes):
+        return data, None
+    if isinstance(data, bytearray | memoryview):
+        return bytes(data), None
+    if isinstance(data, str):
+        return data.encode("utf-8"), None
+    if isinstance(data, Mapping):
+        from urllib.parse import urlencode
+
+        return urlencode(data, doseq=True).encode("ascii"), (
+            "application/x-www-form-urlencoded"
+        )
+    raise TypeError(
+        f"data must be bytes, text or a mapping, not {type(data).__name__} "
+        f"(json= sends other values as JSON)"
+    )
+
+
+def _declared_body(value: Any, owner: str) -> dict[str, Any]:
+    """The `request` argument sending a declared body: json= or data=."""
+    if isinstance(value, bytes | bytearray | memoryview | str):
+        return {"data": value}
+    dataclasses = sys.modules.get("dataclasses")
+    is_dataclass = (
+        dataclasses is not None
+        and dataclasses.is_dataclass(value)
+        and not isinstance(value, type)
+    )
+    if (
+        isinstance(value, Mapping | list | tuple)
+        or is_dataclass
+        or callable(getattr(value, "model_dump", None))
+        or callable(getattr(value, "dict", None))
+    ):
+        return {"json": value}
+    raise TypeError(
+        f"{owner}: cannot send a {type(value).__name__} as the body: give a dict, "
+        f"a list, a dataclass, a model (model_dump() or dict()), bytes or text"
+    )
+
+
+def _retry_after(value: str | None) -> float | None:
+    """The seconds a ``Retry-After`` header asks to wait (seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    from email.utils import parsedate_to_datetime
+
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _gave_up(
+    request: _HttpRequest,
+    attempts: int,
+    failure: _AttemptError | None,
+    *,
+    out_of_time: bool,
+) -> HttpConnectionError:
+    """The error raised when no answer came: the last failure as its cause."""
+    url = _masked_url(request.url)
+    timed_out = out_of_time or (
+        failure is not None and isinstance(failure.error, TimeoutError)
+    )
+    if failure is None:
+        message = f"{request.method} {url}: the deadline passed before it was sent"
+    else:
+        message = f"{request.method} {url}: {failure.reason}"
+        message += f" (after {attempts} attempts)" if attempts > 1 else ""
+        if out_of_time:
+            message += ": no time left to retry before the deadline"
+    kind = HttpTimeoutError if timed_out else HttpConnectionError
+    error = kind(message, request.method, url, attempts)
+    error.__cause__ = failure.error if failure is not None else None
+    return error
+
+
+def _decoded(content: bytes, encoding: str, request: _HttpRequest) -> bytes:
+    import zlib
+
+    coding = encoding.strip().lower()
+    try:
+        if coding in ("gzip", "x-gzip"):
+            return zlib.decompress(content, 16 + zlib.MAX_WBITS)
+        if coding == "deflate":
+            try:
+                return zlib.decompress(content)
+            except zlib.error:  # raw deflate, as some servers send it
+                return zlib.decompress(content, -zlib.MAX_WBITS)
+    except zlib.error as error:
+        raise HttpConnectionError(
+            f"{request.method} {_masked_url(request.url)}: the {coding} body does "
+            f"not decompress: {error}",
+            request.method,
+            _masked_url(request.url),
+            1,
+        ) from error
+    return content  # identity, or a coding we did not ask for: as it came
+
+
+@functools.cache
+def _ssl_context(verify: bool | str) -> Any:
+    import ssl
+
+    if verify is True:
+        return ssl.create_default_context()
+    if verify is False:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    return ssl.create_default_context(cafile=verify)
+
+
+def _dropped(sock: Any) -> bool:
+    """True when a kept connection's socket was closed (or has unread bytes)."""
+    if sock is None:
+        return True
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(sock, select.POLLIN)
+        return bool(poller.poll(0))
+    except (OSError, ValueError):
+        return True
+
+
+@functools.cache
+def _region_pattern() -> Any:
+    import re
+
+    return re.compile(r"[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]+")
+
+
+def _is_region(label: str) -> bool:
+    return _region_pattern().fullmatch(label) is not None
+
+
+def _is_secret(name: str) -> bool:
+    lowered = name.lower()
+    return lowered in _SECRET_NAMES or any(word in lowered for word in _SECRET_WORDS)
+
+
+def _masked_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    return {
+        name: _MASK if _is_secret(name) else value for name, value in headers.items()
+    }
+
+
+def _masked_url(url: str) -> str:
+    """``url`` for a log line: the password and secret query values masked."""
+    from urllib.parse import unquote_plus, urlsplit, urlunsplit
+
+    try:
+        scheme, netloc, path, query, _ = urlsplit(url)
+    except ValueError:
+        return "<unreadable URL>"
+    if "@" in netloc:
+        user, _, host = netloc.rpartition("@")
+        netloc = f"{user.partition(':')[0]}:{_MASK}@{host}" if ":" in user else netloc
+    if query:
+        pairs = []
+        for pair in query.split("&"):
+            name, equals, _ = pair.partition("=")
+            secret = equals and _is_secret(unquote_plus(name))
+            pairs.append(f"{name}={_MASK}" if secret else pair)
+        query = "&".join(pairs)
+    return urlunsplit((scheme, netloc, path, query, ""))
+
+
+# ---------------------------------------------------------------------------
+# Lambda invoke: calling other functions, synchronously or not
+# ---------------------------------------------------------------------------
+
+_CLIENT_CONTEXT_LIMIT = 3583  # bytes of base64, as Lambda counts them
+
+
+def invoke(
+    function: str,
+    payload: Any = None,
+    client_context: Mapping[str, Any] | None = None,
+    *,
+    config: Any = None,
+) -> Any:
+    """Invoke a Lambda function and wait: its result, decoded from JSON.
+
+    ``function`` is a name (``orders``, ``orders:live`` with an alias or
+    version), a partial ARN (``123456789012:function:orders``) or a full
+    ARN (its region is used); UPPERCASE placeholders are filled in from
+    environment variables (``{STAGE}-orders``). ``payload`` is sent as JSON
+    through `JsonEncoder` (dicts, lists, dataclasses, models...); text and
+    bytes are sent as they are, and must be JSON. ``client_context`` (a
+    dict) reaches the function as ``context.client_context.custom``.
+
+    When the function raised (``FunctionError`` in Lambda's answer),
+    `FunctionError` is raised here with the remote error's type, message
+    and stack. The payload is read once. ``config``: a botocore ``Config``
+    merged over the defaults: 10 s to connect, 900 s to read (the longest a
+    function runs: a read timeout would be retried, and invoke the function
+    again), adaptive retries, 10 attempts. Pass the same ``Config`` object
+    each time: a client is kept per ``Config`` and region. A malformed
+    function name, a client context over Lambda's 3583 bytes or a payload
+    that cannot be written raise before anything is sent.
+    """
+    result = invoke_result(function, payload, client_context, config=config)
+    return result.raise_for_function_error().payload
+
+
+def invoke_async(
+    function: str, payload: Any = None, *, config: Any = None
+) -> InvokeResult:
+    """Queue an invocation of a Lambda function (``InvocationType=Event``).
+
+    Lambda answers 202 once the event is queued; the function runs later,
+    with Lambda's own retries. ``function``, ``payload`` and ``config`` are
+    as for `invoke`. Returns the `InvokeResult` (``status`` 202,
+    ``request_id``).
+    """
+    return invoke_result(function, payload, invocation_type="Event", config=config)
+
+
+def invoke_result(
+    function: str,
+    payload: Any = None,
+    client_context: Mapping[str, Any] | None = None,
+    *,
+    invocation_type: str = "RequestResponse",
+    config: Any = None,
+) -> InvokeResult:
+    """Invoke a Lambda function and return Lambda's whole answer, errors included.
+
+    As `invoke` (``invocation_type`` ``"RequestResponse"``) or `invoke_async`
+    (``"Event"``), or ``"DryRun"``, but a function error does not raise:
+    it is in ``function_error`` and the payload (see
+    `InvokeResult.raise_for_function_error`).
+    """
+    if invocation_type not in ("RequestResponse", "Event", "DryRun"):
+        raise ValueError(
+            f"invocation_type must be RequestResponse, Event or DryRun, "
+            f"not {invocation_type!r}"
+        )
+    name = _function_name(function)
+    arguments: dict[str, Any] = {
+        "FunctionName": name,
+        "InvocationType": invocation_type,
+    }
+    if payload is not None:
+        arguments["Payload"] = _invoke_payload(payload, name)
+    if client_context is not None:
+        if invocation_type != "RequestResponse":
+            raise ValueError("a client context goes with synchronous invocations only")
+        arguments["ClientContext"] = _client_context(client_context, name)
+    region = name.split(":")[3] if name.startswith("arn:") else None
+    answer = _lambda_client(region, _checked_config(config)).invoke(**arguments)
+    return InvokeResult(name, answer)
+
+
+class InvokeResult:
+    """Lambda's answer to an invocation, its payload read once.
+
+    ``status`` (200, 202 for ``Event``, 204 for ``DryRun``), ``payload``
+    (the function's result decoded from JSON; None when empty), ``text``
+    (the same, undecoded), ``function_error`` (``"Unhandled"`` when the
+    function raised, else None), ``executed_version``, ``request_id``,
+    ``metadata`` (botocore's ``ResponseMetadata``) and ``function`` (the
+    name invoked).
+    """
+
+    __slots__ = (
+        "_decoded",
+        "_payload",
+        "executed_version",
+        "function",
+        "function_error",
+        "metadata",
+        "request_id",
+        "status",
+        "text",
+    )
+
+    def __init__(self, function: str, answer: Mapping[str, Any]) -> None:
+        stream = answer.get("Payload")
+        raw = stream.read() if stream is not None else b""
+        self.function = function
+        self.status = int(answer.get("StatusCode", 0))
+        self.text = raw.decode("utf-8", errors="replace")
+        self.function_error: str | None = answer.get("FunctionError")
+        self.executed_version: str | None = answer.get("ExecutedVersion")
+        self.metadata: dict[str, Any] = dict(answer.get("ResponseMetadata") or {})
+        self.request_id: str | None = self.metadata.get("RequestId")
+        self._payload: Any = None
+        self._decoded = False
+
+    def __repr__(self) -> str:
+        error = f" {self.function_error}" if self.function_error else ""
+        return f"<InvokeResult {self.status}{error} {self.function}>"
+
+    @property
+    def payload(self) -> Any:
+        """The payload decoded from JSON (None when empty; the text if not JSON)."""
+        if not self._decoded:
+            try:
+                self._payload = json.loads(self.text) if self.text else None
+            except ValueError:
+                self._payload = self.text
+            self._decoded = True
+        return self._payload
+
+    def raise_for_function_error(self) -> Self:
+        """Raise `FunctionError` when the function raised; else return self."""
+        if self.function_error:
+            raise FunctionError(self)
+        return self
+
+
+class FunctionError(Exception):
+    """An invoked Lambda function raised: its error, as Lambda reports it.
+
+    ``error_type`` (``"ValueError"``), ``error_message``, ``stack_trace``
+    (the remote stack's lines), ``kind`` (``"Unhandled"``), ``function``
+    and ``result`` (the `InvokeResult`).
+    """
+
+    def __init__(self, result: InvokeResult) -> None:
+        details = result.payload if isinstance(result.payload, Mapping) else {}
+        self.result = result
+        self.function = result.function
+        self.kind = result.function_error
+        self.error_type: str | None = details.get("errorType")
+        self.error_message: str = str(details.get("errorMessage", result.text))
+        stack = details.get("stackTrace") or []
+        self.stack_trace: list[str] = [str(line) for line in stack]
+        what = (
+            f"{self.error_type}: {self.error_message}"
+            if self.error_type
+            else self.error_message
+        )
+        super().__init__(f"{self.function} failed ({self.kind}): {what}")
+
+
+def _function_name(template: str) -> str:
+    """The function name after its UPPERCASE placeholders; refused when malformed."""
+    if not isinstance(template, str):
+        raise TypeError(f"the function must be a name or an ARN, not {template!r}")
+    name = template
+    if "{" in template:
+        try:
+            name = template.format_map(_FunctionNameVariables())
+        except (IndexError, ValueError) as error:
+            raise ValueError(f"the function name {template!r}: {error}") from None
+    if _function_name_pattern().fullmatch(name) is None:
+        raise ValueError(
+            f"not a Lambda function name or ARN: {name!r} (a name, name:alias, "
+            f"123456789012:function:name or arn:aws:lambda:region:account:function:name)"
+        )
+    return name
+
+
+class _FunctionNameVariables(dict[str, str]):
+    """The environment variables a function name's ``{PLACEHOLDERS}`` read."""
+
+    def __missing__(self, name: str) -> str:
+        if not name.isupper():
+            raise ValueError(
+                f"{{{name}}} is not an environment variable: a function name takes "
+                f"UPPERCASE placeholders only"
+            )
+        value = os.environ.get(name)
+        if value is None:
+            raise ValueError(f"the environment variable {name} is not set")
+        return value
+
+
+@functools.cache
+def _function_name_pattern() -> Any:
+    import re
+
+    # Lambda's own pattern for FunctionName.
+    return re.compile(
+        r"(arn:(aws[a-zA-Z-]*)?:lambda:)?([a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d{1}:)?"
+        r"(\d{12}:)?(function:)?([a-zA-Z0-9-_.]+)(:(\$LATEST|[a-zA-Z0-9-_]+))?"
+    )
+
+
+def _invoke_payload(payload: Any, function: str) -> bytes:
+    if isinstance(payload, bytes):
+        return payload
+    if isinstance(payload, str):
+        return payload.encode("utf-8")
+    try:
+        return json_dumps(payload).encode("utf-8")
+    except (TypeError, ValueError) as error:
+        raise TypeError(
+            f"the payload for {function} cannot be sent as JSON: {error}"
+        ) from None
+
+
+def _client_context(custom: Mapping[str, Any], function: str) -> str:
+    import base64
+
+    if not isinstance(custom, Mapping):
+        raise TypeError(f"client_context must be a dict, not {type(custom).__name__}")
+    encoded = base64.b64encode(json_dumps({"custom": custom}).encode("utf-8")).decode()
+    if len(encoded) > _CLIENT_CONTEXT_LIMIT:
+        raise ValueError(
+            f"the client context for {function} is {len(encoded)} bytes in base64; "
+            f"Lambda takes at most {_CLIENT_CONTEXT_LIMIT}"
+        )
+    return encoded
+
+
+def _checked_config(config: Any) -> Any:
+    if config is None:
+        return None
+    try:
+        from botocore.config import Config
+    except ImportError as error:
+        raise _missing("boto3", error) from None
+    if not isinstance(config, Config):
+        raise TypeError(f"config must be a botocore.config.Config, not {config!r}")
+    return config
+
+
+@functools.lru_cache(maxsize=16)
+def _lambda_client(region: str | None, config: Any) -> Any:
+    """The Lambda client of a region and a Config, kept across invocations."""
+    try:
+        from botocore.config import Config
+        from botocore.exceptions import NoRegionError
+    except ImportError as error:
+        raise _missing("boto3", error) from None
+    merged = Config(
+        connect_timeout=10,
+        read_timeout=900,
+        retries={"mode": "adaptive", "total_max_attempts": 10},
+    )
+    if config is not None:
+        merged = merged.merge(config)
+    try:
+        return boto3.client("lambda", region_name=region, config=merged)
+    except NoRegionError:
+        raise ValueError(
+            "no AWS region to invoke a Lambda function in: set AWS_REGION or "
+            "give the function's full ARN"
+        ) from None
+
+
+# ---------------------------------------------------------------------------
+# Resilience: retrying any call, and circuit breakers
+# ---------------------------------------------------------------------------
+
+_CLOSED, _OPEN, _HALF_OPEN = "closed", "open", "half_open"
+_CIRCUIT_SAVE_TRIES = 5
+_CIRCUIT_TTL = 86400  # seconds a circuit's item outlives its last change
+
+
+def retry(
+    on: type[BaseException] | tuple[type[BaseException], ...] = Exception,
+    attempts: int = 3,
+    backoff: float = 0.1,
+    max_delay: float = 5.0,
+    deadline: float | None = None,
+) -> RetryPolicy:
+    """Retry a call that raises ``on``: a decorator, a loop of attempts, or `RetryPolicy.call`.
+
+    ::
+
+        @retry(on=ConnectionError, attempts=5)
+        def fetch(): ...
+
+        for attempt in retry(on=TimeoutError):   # a block of code
+            with attempt:
+                sync_orders()
+
+        retry(on=OSError).call(client.send, message)
+
+    At most ``attempts`` calls in all. After failed attempt ``n`` (from 1)
+    it waits a random time up to ``min(max_delay, backoff * 2**(n-1))``
+    seconds (exponential backoff with full jitter), logging the attempt, the
+    wait and the reason (logger ``fleece_runtime.retry``, WARNING). It gives
+    up, raising the last error, when the attempts are spent or when the wait
+    would end past the deadline: ``deadline`` seconds after the first
+    attempt, or the current invocation's (its remaining time minus 0.5 s),
+    whichever comes first. Errors that are not ``on`` are raised at once.
+    ``async def`` functions are retried with ``asyncio.sleep``; so are
+    ``async for attempt in retry(...)`` blocks.
+    """
+    return RetryPolicy(on, attempts, backoff, max_delay, deadline)
+
+
+class RetryPolicy:
+    """How to retry, as `retry` returns it: a decorator, iterable, or `call`."""
+
+    __slots__ = ("attempts", "backoff", "deadline", "max_delay", "on")
+
+    def __init__(
+        self,
+        on: type[BaseException] | tuple[type[BaseException], ...],
+        attempts: int,
+        backoff: float,
+        max_delay: float,
+        deadline: float | None,
+    ) -> None:
+        self.on = _exception_classes("on", on)
+        self.attempts = _whole("attempts", attempts)
+        self.backoff = _number("backoff", backoff, positive=False)
+        self.max_delay = _number("max_delay", max_delay, positive=False)
+        self.deadline = (
+            None if deadline is None else _number("deadline", deadline, positive=True)
+        )
+
+    def __repr__(self) -> str:
+        names = ", ".join(c.__name__ for c in self.on)
+        return f"<RetryPolicy on=({names}) attempts={self.attempts}>"
+
+    def __call__(self, func: Callable[_P, _R]) -> Callable[_P, _R]:
+        """Decorate ``func``: each call of it is retried (``async def`` too)."""
+        import inspect
+
+        name = _call_name(func)
+        if inspect.iscoroutinefunction(func):
+            run: Any = func
+
+            @functools.wraps(func)
+            async def retried_async(*args: Any, **kwargs: Any) -> Any:
+                import asyncio
+
+                retries = _Retries(self, name)
+                while True:
+                    try:
+                        return await run(*args, **kwargs)
+                    except BaseException as error:
+                        wait = retries.wait_after(error)
+                        if wait is None:
+                            raise
+                    await asyncio.sleep(wait)
+
+            wrapped: Any = retried_async
+            retried_coroutine: Callable[_P, _R] = wrapped
+            return retried_coroutine
+
+        @functools.wraps(func)
+        def retried(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+            return self.call(func, *args, **kwargs)
+
+        return retried
+
+    def call(self, func: Callable[..., _R], /, *args: Any, **kwargs: Any) -> _R:
+        """``func(*args, **kwargs)``, retried."""
+        retries = _Retries(self, _call_name(func))
+        while True:
+            try:
+                return func(*args, **kwargs)
+            except BaseException as error:
+                wait = retries.wait_after(error)
+                if wait is None:
+                    raise
+            time.sleep(wait)
+
+    def __iter__(self) -> Iterator[RetryAttempt]:
+        """Attempts at a block: ``for attempt in policy: with attempt: ...``."""
+        retries = _Retries(self, "block")
+        while True:
+            attempt = RetryAttempt(retries)
+            yield attempt
+            if attempt.wait is None:
+                return
+            time.sleep(attempt.wait)
+
+    async def __aiter__(self) -> AsyncIterator[RetryAttempt]:
+        """Attempts at a block of a coroutine: ``async for attempt in policy``."""
+        import asyncio
+
+        retries = _Retries(self, "block")
+        while True:
+            attempt = RetryAttempt(retries)
+            yield attempt
+            if attempt.wait is None:
+                return
+            await asyncio.sleep(attempt.wait)
+
+
+class RetryAttempt:
+    """One attempt at a block (see `retry`): ``with attempt:`` around the block.
+
+    An error to retry ends the block quietly and the loop tries again after
+    the wait; the last one, or any other error, is raised. A block that ends
+    without an error ends the loop.
+    """
+
+    __slots__ = ("_retries", "wait")
+
+    def __init__(self, retries: _Retries) -> None:
+        self._retries = retries
+        self.wait: float | None = None
+
+    @property
+    def number(self) -> int:
+        """The attempt's number, from 1."""
+        return self._retries.attempt + 1
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool:
+        if error is None:
+            return False
+        self.wait = self._retries.wait_after(error)
+        return self.wait is not None
+
+
+class _Retries:
+    """The state of one retried call: attempts made, and the deadline."""
+
+    __slots__ = ("attempt", "deadline", "name", "policy")
+
+    def __init__(self, policy: RetryPolicy, name: str) -> None:
+        self.policy = policy
+        self.name = name
+        self.attempt = 0
+        self.deadline = current_deadline(policy.deadline)
+
+    def wait_after(self, error: BaseException) -> float | None:
+        """The wait before the next attempt, or None to raise ``error``."""
+        import random
+
+        self.attempt += 1
+        policy = self.policy
+        if not isinstance(error, policy.on) or self.attempt >= policy.attempts:
+            return None
+        cap = min(policy.max_delay, policy.backoff * 2.0 ** (self.attempt - 1))
+        wait = random.random() * cap
+        if self.deadline is not None and wait >= self.deadline.remaining():
+            return None
+        get_logger("fleece_runtime.retry").warning(
+            "Retrying call",
+            function=self.name,
+            attempt=self.attempt,
+            wait=round(wait, 3),
+            reason=f"{type(error).__name__}: {error}"[:300],
+        )
+        return wait
+
+
+class CircuitBreaker:
+    """Stops calling a dependency that keeps failing, and tries it again later.
+
+    ::
+
+        payments = CircuitBreaker("payments", failure_threshold=5,
+                                  window_seconds=60, reset_timeout=30,
+                                  expected=(HttpConnectionError, HttpStatusError))
+
+        @payments
+        def charge(order): ...
+
+        with payments:                      # or as a block
+            charge(order)
+
+        payments.call(charge, order)        # or a call
+
+    - **Closed** (the start): calls go through. A call that raises one of
+      ``expected`` is a failure; ``failure_threshold`` failures within
+      ``window_seconds`` open the circuit.
+    - **Open**: calls raise `CircuitOpenError` without calling, for
+      ``reset_timeout`` seconds.
+    - **Half-open**: after that, exactly one trial call goes through, and
+      callers meanwhile are refused. Its success closes the circuit (the
+      failures are forgotten), its failure opens it again. A trial that has
+      not reported after another ``reset_timeout`` (its process was stopped)
+      is presumed lost, and the next caller becomes the trial.
+
+    Errors that are not ``expected`` (a bug, bad input) are raised and count
+    as successes: the dependency answered. Each change of state is logged
+    (logger ``fleece_runtime.circuit``).
+
+    ``store`` keeps the state: a `MemoryCircuitStore` of this process by
+    default, or a `DynamoDBCircuitStore` that every instance of the
+    function shares. A store that fails never fails the call: the call goes
+    through as if the circuit were closed, and the failure is logged.
+    ``clock`` gives the time in seconds since the epoch (``time.time``; a
+    shared store needs wall-clock time); tests pass their own.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        failure_threshold: int = 5,
+        window_seconds: float = 60.0,
+        reset_timeout: float = 30.0,
+        expected: type[BaseException] | tuple[type[BaseException], ...] = Exception,
+        *,
+        store: CircuitStore | None = None,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"name must be a non-empty string, not {name!r}")
+        self.name = name
+        self.failure_threshold = _whole("failure_threshold", failure_threshold)
+        self.window_seconds = _number("window_seconds", window_seconds, positive=True)
+        self.reset_timeout = _number("reset_timeout", reset_timeout, positive=True)
+        self.expected = _exception_classes("expected", expected)
+        self.store = MemoryCircuitStore() if store is None else store
+        self.clock = clock or time.time
+        self._permits: contextvars.ContextVar[tuple[_Permit, ...]] = (
+            contextvars.ContextVar(f"fleece_circuit_{name}", default=())
+        )
+
+    def __repr__(self) -> str:
+        return f"<CircuitBreaker {self.name!r}>"
+
+    @property
+    def state(self) -> str:
+        """``"closed"``, ``"open"`` or ``"half_open"``, as the store holds it now."""
+        try:
+            current = self.store.load(self.name)
+        except Exception as error:  # noqa: BLE001 (a store never fails a caller)
+            self._store_failed("load", error)
+            return _CLOSED
+        return _CLOSED if current is None else current.state
+
+    def call(self, func: Callable[..., _R], /, *args: Any, **kwargs: Any) -> _R:
+        """``func(*args, **kwargs)`` through the circuit; `CircuitOpenError` when open."""
+        permit = self._enter()
+        try:
+            result = func(*args, **kwargs)
+        except BaseException as error:
+            self._exit(permit, error)
+            raise
+        self._exit(permit, None)
+        return result
+
+    def __call__(self, func: Callable[_P, _R]) -> Callable[_P, _R]:
+        """Decorate ``func``: each call goes through the circuit (``async def`` too)."""
+        import inspect
+
+        if inspect.iscoroutinefunction(func):
+            run: Any = func
+
+            @functools.wraps(func)
+            async def guarded_async(*args: Any, **kwargs: Any) -> Any:
+                permit = self._enter()
+                try:
+                    result = await run(*args, **kwargs)
+                except BaseException as error:
+                    self._exit(permit, error)
+                    raise
+                self._exit(permit, None)
+                return result
+
+            wrapped: Any = guarded_async
+            guarded_coroutine: Callable[_P, _R] = wrapped
+            return guarded_coroutine
+
+        @functools.wraps(func)
+        def guarded(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+            return self.call(func, *args, **kwargs)
+
+        return guarded
+
+    def __enter__(self) -> Self:
+        self._permits.set((*self._permits.get(), self._enter()))
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        *outer, permit = self._permits.get()
+        self._permits.set(tuple(outer))
+        self._exit(permit, error)
+
+    async def __aenter__(self) -> Self:
+        return self.__enter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.__exit__(exc_type, error, traceback)
+
+    def _enter(self) -> _Permit:
+        """Let a call through (as a trial, when half-open), or raise `CircuitOpenError`."""
+        now = self.clock()
+        try:
+            current = self.store.load(self.name) or CircuitState()
+        except Exception as error:  # noqa: BLE001 (a store never fails a caller)
+            self._store_failed("load", error)
+            return _Permit(None)
+        if current.state == _CLOSED:
+            return _Permit(current)
+        since = (
+            current.trial_started_at
+            if current.state == _HALF_OPEN
+            else current.opened_at
+        )
+        retry_at = (since or 0.0) + self.reset_timeout
+        if now < retry_at:
+            raise CircuitOpenError(self.name, current.state, retry_at - now)
+        trial = CircuitState(
+            _HALF_OPEN, current.failures, current.opened_at, now, current.version + 1
+        )
+        try:
+            won = self.store.save(self.name, trial, current.version)
+        except Exception as error:  # noqa: BLE001
+            self._store_failed("save", error)
+            return _Permit(None)
+        if not won:  # another caller's trial began first
+            raise CircuitOpenError(self.name, _HALF_OPEN, self.reset_timeout)
+        self._log("Circuit half-open: trial call", logging.INFO, trial)
+        return _Permit(trial)
+
+    def _exit(self, permit: _Permit, error: BaseException | None) -> None:
+        """Record a call's outcome: count a failure, end a trial."""
+        failed = error is not None and isinstance(error, self.expected)
+        entered = permit.state
+        if entered is None or (entered.state == _CLOSED and not failed):
+            return  # the store failed when it began, or nothing changes
+        now = self.clock()
+        try:
+            if entered.state == _HALF_OPEN:
+                self._end_trial(entered, failed, now)
+            else:
+                self._count_failure(now)
+        except Exception as store_error:  # noqa: BLE001
+            self._store_failed("save", store_error)
+
+    def _end_trial(self, trial: CircuitState, failed: bool, now: float) -> None:
+        if failed:
+            after = CircuitState(_OPEN, (), now, None, trial.version + 1)
+        else:
+            after = CircuitState(_CLOSED, (), None, None, trial.version + 1)
+        # A trial presumed lost meanwhile was taken over: its successor decides.
+        if self.store.save(self.name, after, trial.version):
+            if failed:
+                self._log(
+                    "Circuit re-opened: the trial call failed", logging.WARNING, after
+                )
+            else:
+                self._log(
+                    "Circuit closed: the trial call succeeded", logging.INFO, after
+                )
+
+    def _count_failure(self, now: float) -> None:
+        for _ in range(_CIRCUIT_SAVE_TRIES):
+            current = self.store.load(self.name) or CircuitState()
+            if current.state != _CLOSED:
+                return  # opened meanwhile: this failure adds nothing
+            recent = [t for t in current.failures if t > now - self.window_seconds]
+            failures = (*recent, now)[-self.failure_threshold :]
+            if len(failures) >= self.failure_threshold:
+                after = CircuitState(_OPEN, failures, now, None, current.version + 1)
+            else:
+                after = CircuitState(_CLOSED, failures, None, None, current.version + 1)
+            if self.store.save(self.name, after, current.version):
+                if after.state == _OPEN:
+                    self._log("Circuit opened", logging.WARNING, after)
+                return
+        get_logger("fleece_runtime.circuit").warning(
+            "Circuit failure not recorded: the store kept changing",
+            circuit=self.name,
+        )
+
+    def _log(self, event: str, level: int, state: CircuitState) -> None:
+        get_logger("fleece_runtime.circuit").log(
+            level,
+            event,
+            circuit=self.name,
+            state=state.state,
+            failures=len(state.failures),
+            reset_timeout=self.reset_timeout,
+        )
+
+    def _store_failed(self, operation: str, error: BaseException) -> None:
+        get_logger("fleece_runtime.circuit").warning(
+            "Circuit store failed: the call goes through",
+            circuit=self.name,
+            operation=operation,
+            error=f"{type(error).__name__}: {error}"[:300],
+        )
+
+
+class CircuitOpenError(Exception):
+    """A call refused by an open (or half-open) `CircuitBreaker`; nothing was called.
+
+    ``circuit`` (its name), ``state`` and ``retry_after``: seconds until a
+    trial call may go through.
+    """
+
+    def __init__(self, circuit: str, state: str, retry_after: float) -> None:
+        self.circuit = circuit
+        self.state = state
+        self.retry_after = retry_after
+        why = "a trial call is in progress" if state == _HALF_OPEN else "it is open"
+        super().__init__(
+            f"circuit {circuit!r} refused the call: {why} "
+            f"(next trial in {retry_after:.1f} s at most)"
+        )
+
+
+class CircuitState:
+    """A circuit's state as a store keeps it (never changed: a new one replaces it).
+
+    ``state`` (``"closed"``, ``"open"``, ``"half_open"``), ``failures``
+    (times of the recent failures, oldest first), ``opened_at``,
+    ``trial_started_at`` (seconds since the epoch, or None) and
+    ``version``: 0 for a circuit never saved, one more at each save.
+    """
+
+    __slots__ = ("failures", "opened_at", "state", "trial_started_at", "version")
+
+    def __init__(
+        self,
+        state: str = _CLOSED,
+        failures: tuple[float, ...] = (),
+        opened_at: float | None = None,
+        trial_started_at: float | None = None,
+        version: int = 0,
+    ) -> None:
+        if state not in (_CLOSED, _OPEN, _HALF_OPEN):
+            raise ValueError(f"state must be closed, open or half_open, not {state!r}")
+        self.state = state
+        self.failures = tuple(failures)
+        self.opened_at = opened_at
+        self.trial_started_at = trial_started_at
+        self.version = version
+
+    def __repr__(self) -> str:
+        return (
+            f"CircuitState({self.state!r}, failures={len(self.failures)}, "
+            f"version={self.version})"
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, CircuitState):
+            return NotImplemented
+        return all(getattr(self, n) == getattr(other, n) for n in self.__slots__)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+class CircuitStore:
+    """Where circuit breakers keep their state: the protocol a store implements.
+
+    A store holds one `CircuitState` per circuit name. `save` is a
+    compare-and-set: it writes only when the stored version is still
+    ``expected_version`` (0: nothing stored yet), so that concurrent
+    callers, in threads or in other instances of the function, never
+    overwrite each other's changes. Subclass it, or give any object with
+    these two methods.
+    """
+
+    def load(self, name: str) -> CircuitState | None:
+        """The state of circuit ``name``, or None when none is stored."""
+        raise NotImplementedError
+
+    def save(self, name: str, state: CircuitState, expected_version: int) -> bool:
+        """Store ``state`` if the stored version is ``expected_version``; whether it did."""
+        raise NotImplementedError
+
+
+class MemoryCircuitStore(CircuitStore):
+    """Circuit states in this process's memory (the default): each instance of
+    the function has its own circuits."""
+
+    def __init__(self) -> None:
+        self._states: dict[str, CircuitState] = {}
+        self._lock = threading.Lock()
+
+    def load(self, name: str) -> CircuitState | None:
+        """The state of circuit ``name``, or None."""
+        return self._states.get(name)
+
+    def save(self, name: str, state: CircuitState, expected_version: int) -> bool:
+        """Store ``state`` if the stored version is ``expected_version``."""
+        with self._lock:
+            current = self._states.get(name)
+            if (0 if current is None else current.version) != expected_version:
+                return False
+            self._states[name] = state
+            return True
+
+
+class DynamoDBCircuitStore(CircuitStore):
+    """Circuit states in a DynamoDB table, shared by every instance of the function.
+
+    One item per circuit, keyed by its name in the string attribute
+    ``key_attribute`` (the table's partition key, ``"circuit"`` by default).
+    Writes are conditional on the version read, and set ``ttl_attribute``
+    (``"expires_at"``, epoch seconds) to ``ttl`` seconds after the change:
+    enable TTL on it and circuits left alone disappear. Reads are strongly
+    consistent. ``client``: a boto3 DynamoDB client; by default one with
+    ``timeout`` seconds (1) to connect and read and two attempts, so that a
+    slow store delays the protected call little. The function's role needs
+    ``dynamodb:GetItem`` and ``dynamodb:PutItem`` on the table.
+    """
+
+    def __init__(
+        self,
+        table_name: str,
+        *,
+        key_attribute: str = "circuit",
+        ttl_attribute: str = "expires_at",
+        ttl: float = _CIRCUIT_TTL,
+        client: Any = None,
+        timeout: float = 1.0,
+    ) -> None:
+        if not isinstance(table_name, str) or not table_name:
+            raise ValueError(
+                f"table_name must be a non-empty string, not {table_name!r}"
+            )
+        self.table_name = table_name
+        self.key_attribute = key_attribute
+        self.ttl_attribute = ttl_attribute
+        self.ttl = _number("ttl", ttl, positive=True)
+        self.timeout = _number("timeout", timeout, positive=True)
+        self._client = client
+
+    def __repr__(self) -> str:
+        return f"<DynamoDBCircuitStore {self.table_name!r}>"
+
+    @property
+    def client(self) -> Any:
+        """The DynamoDB client (created at first use)."""
+        if self._client is None:
+            try:
+                from botocore.config import Config
+            except ImportError as error:
+                raise _missing("boto3", error) from None
+
+            self._client = boto3.client(
+                "dynamodb",
+                timeout=self.timeout,
+                config=Config(retries={"mode": "standard", "max_attempts": 2}),
+            )
+        return self._client
+
+    def load(self, name: str) -> CircuitState | None:
+        """The state of circuit ``name`` (a strongly consistent read), or None."""
+        answer = self.client.get_item(
+            TableName=self.table_name,
+            Key={self.key_attribute: {"S": name}},
+            ConsistentRead=True,
+        )
+        item = answer.get("Item")
+        if not item:
+            return None
+
+        def number(attribute: str) -> float | None:
+            value = item.get(attribute)
+            return float(value["N"]) if value else None
+
+        return CircuitState(
+            item["state"]["S"],
+            tuple(float(v["N"]) for v in item.get("failures", {}).get("L", [])),
+            number("opened_at"),
+            number("trial_started_at"),
+            int(item["version"]["N"]),
+        )
+
+    def save(self, name: str, state: CircuitState, expected_version: int) -> bool:
+        """A conditional put: only over ``expected_version`` (0: no item yet)."""
+        item: dict[str, Any] = {
+            self.key_attribute: {"S": name},
+            "state": {"S": state.state},
+            "failures": {"L": [{"N": f"{t:.6f}"} for t in state.failures]},
+            "version": {"N": str(state.version)},
+            self.ttl_attribute: {"N": str(int(time.time() + self.ttl))},
+        }
+        for attribute in ("opened_at", "trial_started_at"):
+            value = getattr(state, attribute)
+            if value is not None:
+                item[attribute] = {"N": f"{value:.6f}"}
+        if expected_version == 0:
+            condition = "attribute_not_exists(#key)"
+            names = {"#key": self.key_attribute}
+            values = None
+        else:
+            condition = "#version = :version"
+            names = {"#version": "version"}
+            values = {":version": {"N": str(expected_version)}}
+        arguments: dict[str, Any] = {
+            "TableName": self.table_name,
+            "Item": item,
+            "ConditionExpression": condition,
+            "ExpressionAttributeNames": names,
+        }
+        if values is not None:
+            arguments["ExpressionAttributeValues"] = values
+        try:
+            self.client.put_item(**arguments)
+        except Exception as error:
+            answer = getattr(error, "response", None)
+            code = (
+                answer.get("Error", {}).get("Code")
+                if isinstance(answer, Mapping)
+                else None
+            )
+            if code == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+
+class _Permit:
+    """A call let through by a circuit: the state it entered (None: store failed)."""
+
+    __slots__ = ("state",)
+
+    def __init__(self, state: CircuitState | None) -> None:
+        self.state = state
+
+
+def _call_name(func: Callable[..., Any]) -> str:
+    """A function's qualified name (a callable object's class) for log lines."""
+    return str(getattr(func, "__qualname__", None) or type(func).__qualname__)
+
+
+def _exception_classes(name: str, value: object) -> tuple[type[BaseException], ...]:
+    classes = value if isinstance(value, tuple) else (value,)
+    if not classes or not all(
+        isinstance(c, type) and issubclass(c, BaseException) for c in classes
+    ):
+        raise TypeError(
+            f"{name} must be an exception class or a tuple of them, not {value!r}"
+        )
+    return classes
+
+
+def _whole(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a whole number >= 1, not {value!r}")
+    return value
+
+
+def _number(name: str, value: object, *, positive: bool) -> float:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or value < 0
+        or (positive and value == 0)
+    ):
+        limit = "> 0" if positive else ">= 0"
+        raise ValueError(f"{name} must be a number {limit}, not {value!r}")
+    return float(value)
