@@ -2077,6 +2077,7 @@ def _daemon_address(setting: str) -> tuple[int, tuple[str, int]] | None:
 def _udp_socket(family: int) -> Any:
     sock = _xray_sockets.get(family)
     if sock is None:
+        import atexit
         import socket
 
         with _xray_lock:
@@ -2085,6 +2086,9 @@ def _udp_socket(family: int) -> Any:
                 sock = socket.socket(family, socket.SOCK_DGRAM)
                 sock.setblocking(False)
                 _xray_sockets[family] = sock
+                # Kept for the life of the process; closed at its end rather
+                # than left to the garbage collector (a ResourceWarning).
+                atexit.register(sock.close)
     return sock
 
 
