@@ -4960,6 +4960,7 @@ def get_connexion_app(
     logger: Any = None,
     *,
     app_class: Any = None,
+    cors: Cors | None = None,
     **api_options: Any,
 ) -> Any:
     """The connexion 3 app of the OpenAPI (or Swagger 2) spec at ``app_swagger_path``.
@@ -4974,9 +4975,10 @@ def get_connexion_app(
 
     ``app_class``: ``connexion.FlaskApp`` when Flask is installed (the
     operations may use ``flask.request``, as under fleece 1.x's
-    connexion 1), else ``connexion.AsyncApp``. The Swagger UI is off (the
-    ``swagger_ui_options`` argument turns it on); ``api_options`` go to
-    ``add_api``. An `HTTPError` raised by an operation is answered with its
+    connexion 1), else ``connexion.AsyncApp``. ``cors``: the `Cors` policy
+    of a `Router`, applied by Starlette's CORS middleware (connexion has
+    none of its own). The Swagger UI is off (the ``swagger_ui_options``
+    argument turns it on); ``api_options`` go to ``add_api``. An `HTTPError` raised by an operation is answered with its
     status as ``application/problem+json``; other exceptions are logged once
     by connexion and answered 500.
     """
@@ -5014,6 +5016,20 @@ def get_connexion_app(
         **api_options,
     )
     app.add_error_handler(HTTPError, _connexion_http_error)
+    if cors is not None:
+        from connexion.middleware import MiddlewarePosition
+        from starlette.middleware.cors import CORSMiddleware
+
+        app.add_middleware(
+            CORSMiddleware,
+            position=MiddlewarePosition.BEFORE_EXCEPTION,
+            allow_origins=sorted(cors.allow_origins),
+            allow_methods=["*"],
+            allow_headers=list(cors.allow_headers),
+            allow_credentials=cors.allow_credentials,
+            expose_headers=list(cors.expose_headers),
+            max_age=600 if cors.max_age is None else cors.max_age,
+        )
     _start_asgi_app(app)
     if cache_app:
         _connexion_apps[app_name] = app
