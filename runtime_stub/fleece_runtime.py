@@ -297,9 +297,13 @@ def json_dumps(value: object) -> str:
 
     No spaces, non-ASCII characters written as they are, and NaN or infinite
     floats refused with ``ValueError`` (they are not JSON). A value the
-    encoder does not know raises ``TypeError``.
+    encoder does not know raises ``TypeError``, a value that contains itself
+    ``ValueError``.
     """
-    return _compact_encoder().encode(value)
+    try:
+        return "".join(_compact_encode()(value, 0))
+    except RecursionError:
+        raise ValueError("the value contains itself, or nests too deeply") from None
 
 
 def lambda_invocation(context: object) -> _InvocationScope:
@@ -516,8 +520,28 @@ def _converted(value: object) -> object:
 
 
 @functools.cache
-def _compact_encoder() -> JsonEncoder:
-    return JsonEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+def _compact_encode() -> Callable[[object, int], Any]:
+    """The compact encoder's chunk maker, made once: building it per call costs more
+    than encoding a small body."""
+    encoder = JsonEncoder(
+        ensure_ascii=False, separators=(",", ":"), allow_nan=False, check_circular=False
+    )
+    import json.encoder
+
+    make_encoder = getattr(json.encoder, "c_make_encoder", None)
+    if make_encoder is None:  # an interpreter without the C accelerator
+        return lambda value, level: encoder.iterencode(value, _one_shot=True)
+    return make_encoder(  # type: ignore[no-any-return]
+        None,
+        encoder.default,
+        json.encoder.encode_basestring,
+        None,
+        ":",
+        ",",
+        False,
+        False,
+        False,
+    )
 
 
 class _InvocationScope:
@@ -2265,7 +2289,7 @@ profiling = _ProfilingNamespace()
 # ---------------------------------------------------------------------------
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Sequence
 
 
 def parse_event(event: object, context: Any = None) -> Event:
@@ -2423,7 +2447,8 @@ class HttpRequest(Event):
     )
 
     def __init__(self, raw: dict[str, Any], context: Any = None) -> None:
-        super().__init__(raw, context)
+        self.raw = raw
+        self.context = context
         self.method, self.raw_path = self._method_and_path()
         self.path = self._routed_path()
         self.route: str | None = None
@@ -3529,9 +3554,10 @@ class Router:
     **Logging.** `resolve` makes the context the current invocation's when
     the handler is not decorated with `inject_request_ids_into_environment`,
     so every line of the request has the request ids and ``cold_start``;
-    ``route`` (the route's template) and, once known, ``status`` are bound
-    too. ``log_requests=True`` logs one line per HTTP request (method, path,
-    route, status, duration_ms) at INFO.
+    ``route`` (the route's template) is bound too. The router's own lines
+    carry ``status``: ``log_requests=True`` logs one line per HTTP request
+    (method, path, route, status, duration_ms) at INFO, and an unexpected
+    exception is logged with its traceback and status 500.
     """
 
     def __init__(
@@ -3793,14 +3819,13 @@ class Router:
         return self._call(route, view)
 
     def _http(self, request: HttpRequest) -> dict[str, Any]:
-        started = time.perf_counter()
+        started = time.perf_counter() if self.log_requests else 0.0
         response = self._http_response(request)
         try:
             result = response.render(request)
         except Exception as error:  # noqa: BLE001 (a body JSON cannot hold)
             response = self._failure(request, error)
             result = response.render(request)
-        bind(status=response.status_code)
         if self.log_requests:
             self.logger.info(
                 "request",
@@ -3839,15 +3864,16 @@ class Router:
         request.route = route.template
         request.path_params = params
         bind(route=route.template)
-        with collect(root=True) as collector:
+        with ErrorCollector() as collector:
             try:
-                response = Response.of(self._call(route, request))
-                response = collector.apply(response, report=self.report_errors)
+                response = Response.of(self._call(route, request, params))
+                if collector.errors:
+                    response = collector.apply(response, report=self.report_errors)
             except HTTPError as error:
                 response = error.response()
             except Exception as error:  # noqa: BLE001 (every failure becomes an answer)
                 response = self._failure(request, error)
-        return self._finish(request, response)
+        return response if self.cors is None else self._finish(request, response)
 
     def _finish(self, request: HttpRequest, response: Response) -> Response:
         """Add the CORS headers an allowed origin gets."""
@@ -3908,12 +3934,16 @@ class Router:
         )
         return _internal_error(request)
 
-    def _call(self, route: _Route, view: Any) -> Any:
+    def _call(
+        self, route: _Route, view: Any, params: dict[str, str] | None = None
+    ) -> Any:
         """Run the middleware, the guard and the route's function for ``view``."""
         guard = self.guard if route.guard is _INHERIT else route.guard
         if not self._middleware:
-            return route.run(view, guard)
-        call: Callable[[Any], Any] = functools.partial(route.run, guard=guard)
+            return route.run(view, guard, params)
+        call: Callable[[Any], Any] = functools.partial(
+            route.run, guard=guard, params=params
+        )
         if isinstance(view, HttpRequest):
             inner = call
 
@@ -4050,7 +4080,12 @@ class _Route:
         )
         self.takes_request = request_name in accepted or takes_all
 
-    def run(self, view: Any, guard: Callable[[Any], Any] | _Inherit | None) -> Any:
+    def run(
+        self,
+        view: Any,
+        guard: Callable[[Any], Any] | _Inherit | None,
+        params: dict[str, str] | None,
+    ) -> Any:
         if guard is not None and not isinstance(guard, _Inherit):
             answer = guard(view)
             if answer is not None:
@@ -4058,10 +4093,9 @@ class _Route:
         if self.params is None:
             return self.func(view)
         arguments: dict[str, Any] = {}
-        if self.params:
-            values = view.path_params
+        if params:
             for name in self.params:
-                arguments[name] = values[name]
+                arguments[name] = params[name]
         if self.takes_request:
             arguments["request"] = view
         return self.func(**arguments)
@@ -4117,16 +4151,28 @@ class _PathNode:
     ) -> tuple[_PathNode | None, _Route | None, dict[str, str]]:
         """The most specific node with ``method``; else the most specific node, no route."""
         segments = path.split("/")[1:] if path != "/" else []
-        first: tuple[_PathNode, dict[str, str]] | None = None
-        for node, params in self._matches(segments, 0, {}):
+        # Usually one walk down, plain segments first, finds it: the path a
+        # full search would also try first.
+        node, params = self, {}
+        for segment in segments:
+            child = node.children.get(segment)
+            if child is None:
+                if node.param is None or not segment:
+                    break
+                name, child = node.param
+                params[name] = segment
+            node = child
+        else:
             route = node.route_for(method)
             if route is not None:
                 return node, route, params
-            if first is None:
-                first = (node, params)
-        if first is None:
-            return None, None, {}
-        return first[0], None, first[1]
+        fallback: list[Any] = []
+        found = self._search(segments, 0, {}, method, fallback)
+        if found is not None:
+            return found
+        if fallback:
+            return fallback[0], None, fallback[1]
+        return None, None, {}
 
     def allowed(self) -> list[str]:
         """The methods of this path, as ``Allow`` lists them."""
@@ -4136,24 +4182,50 @@ class _PathNode:
         methods.add("OPTIONS")
         return [method for method in _HTTP_METHODS if method in methods]
 
-    def _matches(
-        self, segments: list[str], index: int, params: dict[str, str]
-    ) -> Iterator[tuple[_PathNode, dict[str, str]]]:
+    def _search(
+        self,
+        segments: list[str],
+        index: int,
+        params: dict[str, str],
+        method: str,
+        fallback: list[Any],
+    ) -> tuple[_PathNode, _Route, dict[str, str]] | None:
+        """Depth first, plain children before the parameter before the greedy tail.
+
+        ``fallback`` gets the first node that matched without the method.
+        """
         if index == len(segments):
-            if self.routes:
-                yield self, params
-            return
+            return self._take(method, params, fallback) if self.routes else None
         segment = segments[index]
         child = self.children.get(segment)
         if child is not None:
-            yield from child._matches(segments, index + 1, params)
-        if segment and self.param is not None:
+            found = child._search(segments, index + 1, params, method, fallback)
+            if found is not None:
+                return found
+        if not segment:
+            return None
+        if self.param is not None:
             name, node = self.param
-            yield from node._matches(segments, index + 1, {**params, name: segment})
-        if segment and self.greedy is not None:
+            found = node._search(
+                segments, index + 1, {**params, name: segment}, method, fallback
+            )
+            if found is not None:
+                return found
+        if self.greedy is not None and self.greedy[1].routes:
             name, node = self.greedy
-            if node.routes:
-                yield node, {**params, name: "/".join(segments[index:])}
+            tail = {**params, name: "/".join(segments[index:])}
+            return node._take(method, tail, fallback)
+        return None
+
+    def _take(
+        self, method: str, params: dict[str, str], fallback: list[Any]
+    ) -> tuple[_PathNode, _Route, dict[str, str]] | None:
+        route = self.route_for(method)
+        if route is not None:
+            return self, route, params
+        if not fallback:
+            fallback += [self, params]
+        return None
 
 
 def _route_segments(path: str) -> list[str]:
@@ -4286,6 +4358,8 @@ if TYPE_CHECKING:
     from typing import overload
 
 
+_NO_HEADERS: Mapping[str, str | list[str]] = MappingProxyType({})
+
 # The collector of the request or root scope running in this thread or task.
 _error_collector: contextvars.ContextVar[ErrorCollector | None] = (
     contextvars.ContextVar("fleece_error_collector", default=None)
@@ -4313,12 +4387,12 @@ class Response:
         status_code: int = 200,
         body: object = None,
         headers: Mapping[str, str | list[str]] | None = None,
-        cookies: list[str] | None = None,
+        cookies: Sequence[str] | None = None,
     ) -> None:
         self.status_code = status_code
         self.body = body
-        self.headers: Mapping[str, str | list[str]] = headers or {}
-        self.cookies: list[str] = cookies or []
+        self.headers: Mapping[str, str | list[str]] = headers or _NO_HEADERS
+        self.cookies: Sequence[str] = cookies or ()
 
     def __repr__(self) -> str:
         return f"<Response {self.status_code}>"
@@ -4352,51 +4426,41 @@ class Response:
         its target group uses, and ``statusDescription``.
         """
         body, is_base64, content_type = self._encoded()
-        header_items: list[tuple[str, str]] = []
-        has_content_type = False
-        for name, value in self.headers.items():
-            if name.lower() == "content-type":
-                has_content_type = True
-            if isinstance(value, list):
-                header_items += [(name, str(item)) for item in value]
-            else:
-                header_items.append((name, str(value)))
-        if content_type and not has_content_type:
-            header_items.insert(0, ("Content-Type", content_type))
-        source = request.source
-        if source in ("api_gateway_http", "function_url"):
-            headers: dict[str, str] = {}
-            for name, value in header_items:
-                if name.lower() == "set-cookie":
-                    continue
-                headers[name] = f"{headers[name]},{value}" if name in headers else value
-            cookies = self.cookies + [
-                v for n, v in header_items if n.lower() == "set-cookie"
+        headers: dict[str, list[str]] = {}
+        cookies = self.cookies
+        given = self.headers
+        if content_type and not (given and _header(given, "content-type")):
+            headers["Content-Type"] = [content_type]
+        if given:
+            for name, value in given.items():
+                values = (
+                    [str(v) for v in value] if isinstance(value, list) else [str(value)]
+                )
+                headers[name] = headers[name] + values if name in headers else values
+            cookies = [*cookies] + [
+                cookie
+                for name in [n for n in headers if n.lower() == "set-cookie"]
+                for cookie in headers.pop(name)
             ]
-            result: dict[str, Any] = {
-                "statusCode": self.status_code,
-                "headers": headers,
-            }
+        source = request.source
+        result: dict[str, Any] = {"statusCode": self.status_code}
+        if source in ("api_gateway_http", "function_url"):
+            result["headers"] = {name: ",".join(v) for name, v in headers.items()}
             if cookies:
-                result["cookies"] = cookies
-            result["body"] = body
-            result["isBase64Encoded"] = is_base64
-            return result
-        header_items += [("Set-Cookie", cookie) for cookie in self.cookies]
-        multi: dict[str, list[str]] = {}
-        for name, value in header_items:
-            multi.setdefault(name, []).append(value)
-        if source == "alb":
-            result = {
-                "statusCode": self.status_code,
-                "statusDescription": f"{self.status_code} {_phrase(self.status_code)}",
-            }
-            if isinstance(request, AlbRequest) and request.multi_value:
-                result["multiValueHeaders"] = multi
-            else:  # single-value target groups keep a header's last value
-                result["headers"] = {name: values[-1] for name, values in multi.items()}
+                result["cookies"] = list(cookies)
         else:
-            result = {"statusCode": self.status_code, "multiValueHeaders": multi}
+            if cookies:
+                headers["Set-Cookie"] = list(cookies)
+            if source != "alb":
+                result["multiValueHeaders"] = headers
+            else:
+                result["statusDescription"] = (
+                    f"{self.status_code} {_phrase(self.status_code)}"
+                )
+                if isinstance(request, AlbRequest) and request.multi_value:
+                    result["multiValueHeaders"] = headers
+                else:  # single-value target groups keep a header's last value
+                    result["headers"] = {name: v[-1] for name, v in headers.items()}
         result["body"] = body
         result["isBase64Encoded"] = is_base64
         return result
@@ -4493,13 +4557,25 @@ class ErrorCollector:
     Clear it (`clear`) to answer as if nothing had been collected.
     """
 
-    __slots__ = ("errors",)
+    __slots__ = ("_token", "errors")
 
     def __init__(self) -> None:
         self.errors: list[HTTPError] = []
 
     def __repr__(self) -> str:
         return f"<ErrorCollector {len(self.errors)} errors>"
+
+    def __enter__(self) -> Self:
+        """Install this collector for the block: what ``collect(root=True)`` does."""
+        self._token = _error_collector.set(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _error_collector.reset(self._token)
+        if self.errors:
+            outer = _error_collector.get()
+            if outer is not None:
+                outer.errors += self.errors
 
     def add(self, error: HTTPError) -> None:
         """Collect ``error``."""
@@ -4687,7 +4763,7 @@ def log_method(
 class _CollectScope:
     """What `collect` returns: a decorator and a context manager."""
 
-    __slots__ = ("_token", "collector", "root")
+    __slots__ = ("collector", "root")
 
     def __init__(self, root: bool) -> None:
         self.root = root
@@ -4718,8 +4794,7 @@ class _CollectScope:
 
     def __enter__(self) -> ErrorCollector:
         if self.root:
-            self.collector = ErrorCollector()
-            self._token = _error_collector.set(self.collector)
+            self.collector = ErrorCollector().__enter__()
             return self.collector
         current = _error_collector.get()
         return current if current is not None else ErrorCollector()
@@ -4730,11 +4805,8 @@ class _CollectScope:
         error: BaseException | None,
         traceback: TracebackType | None,
     ) -> bool:
-        if self.root:
-            _error_collector.reset(self._token)
-            outer = _error_collector.get()
-            if outer is not None and self.collector is not None:
-                outer.errors += self.collector.errors
+        if self.collector is not None:
+            self.collector.__exit__(kind, error, traceback)
             return False
         current = _error_collector.get()
         if current is not None and isinstance(error, HTTPError):
