@@ -5520,11 +5520,11 @@ def simple_authorizer_response(
 def _policy_statements(
     effect: str, methods: list[dict[str, Any]]
 ) -> list[dict[str, Any]]:
-    """The statements of one effect: one for the plain methods, one per conditioned method.
-
-    fleece 1.x also wrote an empty plain statement (``"Resource": []``) when
-    every method had conditions: it is left out here.
-    """
+    """The statements of one effect: one per method with conditions, then one
+    for the plain methods (with no resource when every method has conditions,
+    as fleece 1.x and AWS's authorizer blueprint write it)."""
+    if not methods:
+        return []
     statements = []
     plain: list[str] = []
     for method in methods:
@@ -5539,10 +5539,9 @@ def _policy_statements(
             )
         else:
             plain.append(method["resource_arn"])
-    if plain:
-        statements.append(
-            {"Action": "execute-api:Invoke", "Effect": effect, "Resource": plain}
-        )
+    statements.append(
+        {"Action": "execute-api:Invoke", "Effect": effect, "Resource": plain}
+    )
     return statements
 
 
