@@ -1585,10 +1585,11 @@ def _end_invocation(
 
 
 def _api_request_id(event: object) -> str | None:
-    if not isinstance(event, Mapping):
+    # Events are dicts: the exact type check first, Mapping's costs ten times more.
+    if type(event) is not dict and not isinstance(event, Mapping):
         return None
     request_context = event.get("requestContext")
-    if not isinstance(request_context, Mapping):
+    if type(request_context) is not dict and not isinstance(request_context, Mapping):
         return None
     request_id = request_context.get("requestId")
     return request_id if isinstance(request_id, str) else None
