@@ -2805,6 +2805,15 @@ class AlbRequest(HttpRequest):
         return {}
 
 
+class _Record:
+    """One record of a batch or notification; ``raw`` is the record as sent."""
+
+    __slots__ = ("raw",)
+
+    def __init__(self, raw: object) -> None:
+        self.raw = _dict(raw)
+
+
 class S3Event(Event):
     """An S3 notification: ``records`` are its `S3Record`s."""
 
@@ -2817,18 +2826,13 @@ class S3Event(Event):
         return [S3Record(record) for record in _records(self.raw)]
 
 
-class S3Record:
+class S3Record(_Record):
     """One object event of an S3 notification.
 
     ``bucket``, ``key`` (decoded: S3 sends it URL-encoded, spaces as ``+``),
     ``size``, ``etag``, ``version_id``, ``event_name``
     (``ObjectCreated:Put``), ``event_time``, ``region``; ``raw`` is the record.
     """
-
-    __slots__ = ("raw",)
-
-    def __init__(self, raw: object) -> None:
-        self.raw = _dict(raw)
 
     def __repr__(self) -> str:
         return f"<S3Record {self.event_name} s3://{self.bucket}/{self.key}>"
@@ -2893,7 +2897,7 @@ class SqsEvent(Event):
         return [SqsRecord(record) for record in _records(self.raw)]
 
 
-class SqsRecord:
+class SqsRecord(_Record):
     """One SQS message.
 
     ``message_id``, ``body`` (text) and ``json`` (the body parsed; raises
@@ -2901,11 +2905,6 @@ class SqsRecord:
     ``MessageGroupId``...), ``message_attributes``, ``queue`` (the queue's
     name) and ``queue_arn``, ``receipt_handle``; ``raw`` is the record.
     """
-
-    __slots__ = ("raw",)
-
-    def __init__(self, raw: object) -> None:
-        self.raw = _dict(raw)
 
     def __repr__(self) -> str:
         return f"<SqsRecord {self.message_id} from {self.queue}>"
@@ -2968,7 +2967,7 @@ class SnsEvent(Event):
         return [SnsRecord(record) for record in _records(self.raw)]
 
 
-class SnsRecord:
+class SnsRecord(_Record):
     """One SNS message.
 
     ``message`` (text), ``json`` (the message parsed; ``ValueError`` when
@@ -2976,11 +2975,6 @@ class SnsRecord:
     ``topic_arn``, ``message_attributes`` (name -> value), ``timestamp``;
     ``raw`` is the record.
     """
-
-    __slots__ = ("raw",)
-
-    def __init__(self, raw: object) -> None:
-        self.raw = _dict(raw)
 
     def __repr__(self) -> str:
         return f"<SnsRecord {self.message_id} from {self.topic}>"
@@ -3101,7 +3095,7 @@ class DynamoDBStreamEvent(Event):
         return [DynamoDBRecord(record) for record in _records(self.raw)]
 
 
-class DynamoDBRecord:
+class DynamoDBRecord(_Record):
     """One change of a DynamoDB table.
 
     ``event_name`` (``INSERT``, ``MODIFY``, ``REMOVE``), ``table`` (the
@@ -3110,11 +3104,6 @@ class DynamoDBRecord:
     the stream does not carry that image), ``sequence_number``,
     ``event_id``; ``raw`` is the record, in DynamoDB's typed JSON.
     """
-
-    __slots__ = ("raw",)
-
-    def __init__(self, raw: object) -> None:
-        self.raw = _dict(raw)
 
     def __repr__(self) -> str:
         return f"<DynamoDBRecord {self.event_name} in {self.table}>"
@@ -3172,18 +3161,13 @@ class KinesisEvent(Event):
         return [KinesisRecord(record) for record in _records(self.raw)]
 
 
-class KinesisRecord:
+class KinesisRecord(_Record):
     """One Kinesis data record.
 
     ``data`` (bytes: Kinesis sends it base64-encoded), ``text``, ``json``
     (``ValueError`` when not JSON), ``partition_key``, ``sequence_number``,
     ``stream`` (the stream's name), ``event_id``; ``raw`` is the record.
     """
-
-    __slots__ = ("raw",)
-
-    def __init__(self, raw: object) -> None:
-        self.raw = _dict(raw)
 
     def __repr__(self) -> str:
         return f"<KinesisRecord {self.sequence_number} from {self.stream}>"
@@ -3393,6 +3377,11 @@ class _Inherit:
 
 
 _INHERIT = _Inherit()
+
+if TYPE_CHECKING:
+    # A route's guard: the router's (_INHERIT), another, or none.
+    _Guard = Callable[[Any], Any] | _Inherit | None
+    _Decorator = Callable[[Callable[_P, _R]], Callable[_P, _R]]
 
 
 class Cors:
@@ -3616,8 +3605,8 @@ class Router:
         methods: str | list[str] | tuple[str, ...],
         path: str,
         *,
-        guard: Callable[[Any], Any] | _Inherit | None = _INHERIT,
-    ) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
+        guard: _Guard = _INHERIT,
+    ) -> _Decorator[_P, _R]:
         """Decorator: the function answers ``methods`` (a name, a list, or ``"ANY"``) on ``path``."""
         names = (methods,) if isinstance(methods, str) else tuple(methods)
         wanted = [name.upper() for name in names]
@@ -3648,45 +3637,31 @@ class Router:
 
         return register
 
-    def get(
-        self, path: str, *, guard: Callable[[Any], Any] | _Inherit | None = _INHERIT
-    ) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
+    def get(self, path: str, *, guard: _Guard = _INHERIT) -> _Decorator[_P, _R]:
         """Decorator: the function answers GET (and HEAD) on ``path``."""
         return self.route("GET", path, guard=guard)
 
-    def post(
-        self, path: str, *, guard: Callable[[Any], Any] | _Inherit | None = _INHERIT
-    ) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
+    def post(self, path: str, *, guard: _Guard = _INHERIT) -> _Decorator[_P, _R]:
         """Decorator: the function answers POST on ``path``."""
         return self.route("POST", path, guard=guard)
 
-    def put(
-        self, path: str, *, guard: Callable[[Any], Any] | _Inherit | None = _INHERIT
-    ) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
+    def put(self, path: str, *, guard: _Guard = _INHERIT) -> _Decorator[_P, _R]:
         """Decorator: the function answers PUT on ``path``."""
         return self.route("PUT", path, guard=guard)
 
-    def patch(
-        self, path: str, *, guard: Callable[[Any], Any] | _Inherit | None = _INHERIT
-    ) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
+    def patch(self, path: str, *, guard: _Guard = _INHERIT) -> _Decorator[_P, _R]:
         """Decorator: the function answers PATCH on ``path``."""
         return self.route("PATCH", path, guard=guard)
 
-    def delete(
-        self, path: str, *, guard: Callable[[Any], Any] | _Inherit | None = _INHERIT
-    ) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
+    def delete(self, path: str, *, guard: _Guard = _INHERIT) -> _Decorator[_P, _R]:
         """Decorator: the function answers DELETE on ``path``."""
         return self.route("DELETE", path, guard=guard)
 
-    def head(
-        self, path: str, *, guard: Callable[[Any], Any] | _Inherit | None = _INHERIT
-    ) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
+    def head(self, path: str, *, guard: _Guard = _INHERIT) -> _Decorator[_P, _R]:
         """Decorator: the function answers HEAD on ``path`` (GET routes do by default)."""
         return self.route("HEAD", path, guard=guard)
 
-    def options(
-        self, path: str, *, guard: Callable[[Any], Any] | _Inherit | None = _INHERIT
-    ) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
+    def options(self, path: str, *, guard: _Guard = _INHERIT) -> _Decorator[_P, _R]:
         """Decorator: the function answers OPTIONS on ``path`` (CORS preflights included)."""
         return self.route("OPTIONS", path, guard=guard)
 
@@ -3694,8 +3669,8 @@ class Router:
         self,
         queue: str | None = None,
         *,
-        guard: Callable[[Any], Any] | _Inherit | None = _INHERIT,
-    ) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
+        guard: _Guard = _INHERIT,
+    ) -> _Decorator[_P, _R]:
         """Decorator: the function processes each message of ``queue`` (its name; None: any queue)."""
         return self._event_route("sqs", queue, guard)
 
@@ -3703,8 +3678,8 @@ class Router:
         self,
         stream: str | None = None,
         *,
-        guard: Callable[[Any], Any] | _Inherit | None = _INHERIT,
-    ) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
+        guard: _Guard = _INHERIT,
+    ) -> _Decorator[_P, _R]:
         """Decorator: the function processes each record of ``stream`` (None: any stream)."""
         return self._event_route("kinesis", stream, guard)
 
@@ -3712,8 +3687,8 @@ class Router:
         self,
         table: str | None = None,
         *,
-        guard: Callable[[Any], Any] | _Inherit | None = _INHERIT,
-    ) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
+        guard: _Guard = _INHERIT,
+    ) -> _Decorator[_P, _R]:
         """Decorator: the function processes each stream record of ``table`` (None: any table)."""
         return self._event_route("dynamodb", table, guard)
 
@@ -3721,8 +3696,8 @@ class Router:
         self,
         token: str | None = None,
         *,
-        guard: Callable[[Any], Any] | _Inherit | None = _INHERIT,
-    ) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
+        guard: _Guard = _INHERIT,
+    ) -> _Decorator[_P, _R]:
         """Decorator: the function processes each S3 record whose bucket token is ``token``.
 
         The token is the bucket name before its first ``.`` (or what the
@@ -3734,8 +3709,8 @@ class Router:
         self,
         topic: str | None = None,
         *,
-        guard: Callable[[Any], Any] | _Inherit | None = _INHERIT,
-    ) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
+        guard: _Guard = _INHERIT,
+    ) -> _Decorator[_P, _R]:
         """Decorator: the function processes each message of ``topic`` (its name; None: any topic)."""
         return self._event_route("sns", topic, guard)
 
@@ -3744,8 +3719,8 @@ class Router:
         *,
         source: str | None = None,
         detail_type: str | None = None,
-        guard: Callable[[Any], Any] | _Inherit | None = _INHERIT,
-    ) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
+        guard: _Guard = _INHERIT,
+    ) -> _Decorator[_P, _R]:
         """Decorator: the function gets EventBridge events of ``source`` and ``detail_type``.
 
         Either may be None (any). A route naming both beats one naming one,
@@ -3768,9 +3743,7 @@ class Router:
 
         return register
 
-    def direct(
-        self, *, guard: Callable[[Any], Any] | _Inherit | None = _INHERIT
-    ) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
+    def direct(self, *, guard: _Guard = _INHERIT) -> _Decorator[_P, _R]:
         """Decorator: the function answers direct invocations; it gets the `DirectInvocation`."""
         return self._event_route("direct", None, guard)
 
@@ -3781,9 +3754,7 @@ class Router:
         self._middleware.append(middleware)
         return middleware
 
-    def error_handler(
-        self, *types: type[BaseException]
-    ) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
+    def error_handler(self, *types: type[BaseException]) -> _Decorator[_P, _R]:
         """Decorator: ``func(request, error)`` answers HTTP requests whose function raised one of ``types``.
 
         Its return value is answered as a route's; the nearest type in the
@@ -4030,8 +4001,8 @@ class Router:
         self,
         source: str,
         name: str | None,
-        guard: Callable[[Any], Any] | _Inherit | None,
-    ) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
+        guard: _Guard,
+    ) -> _Decorator[_P, _R]:
         def register(func: Callable[_P, _R]) -> Callable[_P, _R]:
             if (source, name) in self._event_routes:
                 raise ValueError(f"{source} {name or '*'} is routed twice")
@@ -4051,7 +4022,7 @@ class _Route:
     def __init__(
         self,
         func: Callable[..., Any],
-        guard: Callable[[Any], Any] | _Inherit | None,
+        guard: _Guard,
         template: str,
         params: list[str],
         request_name: str | None,
@@ -4084,7 +4055,7 @@ class _Route:
     def run(
         self,
         view: Any,
-        guard: Callable[[Any], Any] | _Inherit | None,
+        guard: _Guard,
         params: dict[str, str] | None,
     ) -> Any:
         if guard is not None and not isinstance(guard, _Inherit):

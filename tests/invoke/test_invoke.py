@@ -109,16 +109,19 @@ def answer(done: subprocess.CompletedProcess[str]) -> Any:
     return json.loads(done.stdout)
 
 
-def test_invokes_a_generated_router_service(
-    tmp_path: Path, run_fleece: RunFleece
-) -> None:
+@pytest.fixture
+def shop(tmp_path: Path, run_fleece: RunFleece) -> Path:
+    """A service made by `fleece new` in the router style, with its .venv."""
     created = run_fleece(
         "new", "shop", "--defaults", "--data", "api_style=router", cwd=tmp_path
     )
     assert created.returncode == 0, created.stderr
     make_env(tmp_path / "shop" / ".venv")
+    return tmp_path / "shop"
 
-    done = fleece_invoke(run_fleece, tmp_path / "shop", "--event", "apigw_http_v2")
+
+def test_invokes_a_generated_router_service(shop: Path, run_fleece: RunFleece) -> None:
+    done = fleece_invoke(run_fleece, shop, "--event", "apigw_http_v2")
 
     assert done.returncode == 0, done.stderr
     result = answer(done)
@@ -135,16 +138,11 @@ def test_invokes_a_generated_router_service(
 
 
 def test_invokes_a_generated_sqs_batch_with_a_partial_failure(
-    tmp_path: Path, run_fleece: RunFleece
+    shop: Path, run_fleece: RunFleece
 ) -> None:
-    created = run_fleece(
-        "new", "shop", "--defaults", "--data", "api_style=router", cwd=tmp_path
-    )
-    assert created.returncode == 0, created.stderr
-    make_env(tmp_path / "shop" / ".venv")
-    event = json.loads((tmp_path / "shop" / "events" / "sqs_receive.json").read_text())
+    event = json.loads((shop / "events" / "sqs_receive.json").read_text())
 
-    done = fleece_invoke(run_fleece, tmp_path / "shop", "--event", "sqs_receive")
+    done = fleece_invoke(run_fleece, shop, "--event", "sqs_receive")
 
     assert done.returncode == 0, done.stderr
     assert answer(done) == {
