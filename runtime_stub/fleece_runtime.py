@@ -3758,8 +3758,8 @@ class Router:
         """Decorator: ``func(request, error)`` answers HTTP requests whose function raised one of ``types``.
 
         Its return value is answered as a route's; the nearest type in the
-        exception's class hierarchy wins. `HTTPError` has its own answer
-        already; register it here to replace that.
+        exception's class hierarchy wins. An `HTTPError` always answers
+        itself: it never reaches these functions.
         """
         if not types:
             raise ValueError("error_handler needs at least one exception type")
@@ -3926,7 +3926,7 @@ class Router:
                     return error.response()
 
         for middleware in reversed(self._middleware):
-            call = functools.partial(middleware, call_next=call)
+            call = _calling(middleware, call)
         return call(view)
 
     def _batch(
@@ -3944,9 +3944,7 @@ class Router:
                 self._call(self._record_route(source, record), record)
             except RouteNotFound:
                 raise
-            except (
-                Exception
-            ) as error:  # noqa: BLE001 (a failed record, not a failed batch)
+            except Exception as error:  # noqa: BLE001 (a failed record only)
                 self.logger.exception(
                     "record failed",
                     exc_info=error,
@@ -4227,6 +4225,18 @@ def _route_segments(path: str) -> list[str]:
             raise ValueError(f"{path!r} names the parameter {name!r} twice")
         names.add(name)
     return segments
+
+
+def _calling(
+    middleware: Callable[[Any, Callable[[Any], Any]], Any],
+    call_next: Callable[[Any], Any],
+) -> Callable[[Any], Any]:
+    """``middleware`` with the rest of the chain as its second argument."""
+
+    def call(view: Any) -> Any:
+        return middleware(view, call_next)
+
+    return call
 
 
 def _internal_error(request: HttpRequest) -> Response:
@@ -4883,7 +4893,10 @@ def wsgi_handler(
     """
     request = _http_request(event, context, "wsgi_handler")
     target = _apps_logger(logger)
-    environ = build_wsgi_environ_from_event(event, context)
+    try:
+        environ = _wsgi_environ(request)
+    except HTTPError as error:  # a body that cannot be read
+        return error.response().render(request)
     started: list[Any] = []
     written: list[bytes] = []
 
@@ -4907,52 +4920,15 @@ def wsgi_handler(
             raise RuntimeError("the WSGI app returned without calling start_response")
     except Exception as error:  # noqa: BLE001 (the app's failure becomes a 500)
         target.exception("unhandled exception in the WSGI app", exc_info=error)
-        return Response(
-            500, {"error": {"code": 500, "message": "Internal Server Error"}}
-        ).render(request)
+        return HTTPError(500).response().render(request)
     status, headers = started
-    return _app_response(int(str(status).split(" ", 1)[0]), headers, body).render(
-        request
-    )
+    answer = _app_response(int(str(status).split(" ", 1)[0]), headers, body)
+    return answer.render(request)
 
 
 def build_wsgi_environ_from_event(event: object, context: Any = None) -> dict[str, Any]:
     """The WSGI environ of an HTTP event (fleece 1.x's name); see `wsgi_handler`."""
-    import io
-
-    request = _http_request(event, context, "build_wsgi_environ_from_event")
-    headers = request.headers
-    body = request.body
-    host, port = _host_and_port(request)
-    environ: dict[str, Any] = {
-        "REQUEST_METHOD": request.method,
-        "SCRIPT_NAME": _latin1(request.base_path),
-        "PATH_INFO": _latin1(request.path),
-        "QUERY_STRING": _query_string(request),
-        "SERVER_NAME": host,
-        "SERVER_PORT": port,
-        "SERVER_PROTOCOL": "HTTP/1.1",
-        "REMOTE_ADDR": request.source_ip or "",
-        "CONTENT_LENGTH": str(len(body)),
-        "wsgi.version": (1, 0),
-        "wsgi.url_scheme": headers.get("x-forwarded-proto", "https"),
-        "wsgi.input": io.BytesIO(body),
-        "wsgi.errors": sys.stderr,
-        "wsgi.multithread": False,
-        "wsgi.multiprocess": False,
-        "wsgi.run_once": False,
-        "lambda.event": event,
-        "lambda.context": context,
-    }
-    content_type = headers.get("content-type")
-    if content_type is not None:
-        environ["CONTENT_TYPE"] = content_type
-    for name in headers:
-        if name in ("content-type", "content-length"):
-            continue
-        key = "HTTP_" + name.upper().replace("-", "_")
-        environ[key] = _latin1(headers[name])
-    return environ
+    return _wsgi_environ(_http_request(event, context, "build_wsgi_environ_from_event"))
 
 
 def asgi_handler(
@@ -4970,24 +4946,22 @@ def asgi_handler(
     """
     request = _http_request(event, context, "asgi_handler")
     target = _apps_logger(logger)
+    try:
+        scope, body = _asgi_scope(request), request.body
+    except HTTPError as error:  # a body that cannot be read
+        return error.response().render(request)
     loop = _event_loop()
     response: list[Any] = []
     chunks: list[bytes] = []
     try:
         loop.run_until_complete(
-            app(
-                _asgi_scope(request),
-                _asgi_receive(request.body),
-                _asgi_send(response, chunks),
-            )
+            app(scope, _asgi_receive(body), _asgi_send(response, chunks))
         )
         if not response:
             raise RuntimeError("the ASGI app returned without starting a response")
     except Exception as error:  # noqa: BLE001 (the app's failure becomes a 500)
         target.exception("unhandled exception in the ASGI app", exc_info=error)
-        return Response(
-            500, {"error": {"code": 500, "message": "Internal Server Error"}}
-        ).render(request)
+        return HTTPError(500).response().render(request)
     status, raw_headers = response
     headers = [
         (name.decode("latin-1"), value.decode("latin-1")) for name, value in raw_headers
@@ -5118,6 +5092,43 @@ def _http_request(event: object, context: Any, caller: str) -> HttpRequest:
             f"{caller} serves HTTP requests, and this event is {request.source}"
         )
     return request
+
+
+def _wsgi_environ(request: HttpRequest) -> dict[str, Any]:
+    import io
+
+    headers = request.headers
+    body = request.body
+    host, port = _host_and_port(request)
+    environ: dict[str, Any] = {
+        "REQUEST_METHOD": request.method,
+        "SCRIPT_NAME": _latin1(request.base_path),
+        "PATH_INFO": _latin1(request.path),
+        "QUERY_STRING": _query_string(request),
+        "SERVER_NAME": host,
+        "SERVER_PORT": port,
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": request.source_ip or "",
+        "CONTENT_LENGTH": str(len(body)),
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": headers.get("x-forwarded-proto", "https"),
+        "wsgi.input": io.BytesIO(body),
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": False,
+        "wsgi.multiprocess": False,
+        "wsgi.run_once": False,
+        "lambda.event": request.raw,
+        "lambda.context": request.context,
+    }
+    content_type = headers.get("content-type")
+    if content_type is not None:
+        environ["CONTENT_TYPE"] = content_type
+    for name in headers:
+        if name in ("content-type", "content-length"):
+            continue
+        key = "HTTP_" + name.upper().replace("-", "_")
+        environ[key] = _latin1(headers[name])
+    return environ
 
 
 def _apps_logger(logger: Any) -> Any:

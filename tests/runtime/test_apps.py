@@ -155,6 +155,20 @@ def test_a_wsgi_app_that_raises_is_answered_500_and_logged(
     assert "not even started" in line["exception"]
 
 
+@pytest.mark.parametrize("serve", [runtime.wsgi_handler, runtime.asgi_handler])
+def test_a_body_that_cannot_be_read_is_a_400(context: Any, serve: Any) -> None:
+    event = testing.http_api_event(
+        "POST", "/orders/o-1", body="%%%", isBase64Encoded=True
+    )
+
+    result = serve(
+        event, context, flask_app() if serve is runtime.wsgi_handler else echo_app
+    )
+
+    assert result["statusCode"] == 400
+    assert "not valid base64" in result["body"]
+
+
 def test_the_wsgi_environ_has_the_event_and_context(context: Any) -> None:
     event = testing.http_api_event("GET", "/x")
 

@@ -559,9 +559,9 @@ def test_middleware_runs_in_order_around_the_function(context: Any) -> None:
         )
 
     @app.use
-    def inner(request: HttpRequest, call_next: Any) -> Any:
+    def inner(request: HttpRequest, proceed: Any) -> Any:
         order.append("inner in")
-        return call_next(request)
+        return proceed(request)
 
     @app.get("/x")
     def x() -> str:
