@@ -3381,7 +3381,6 @@ _INHERIT = _Inherit()
 if TYPE_CHECKING:
     # A route's guard: the router's (_INHERIT), another, or none.
     _Guard = Callable[[Any], Any] | _Inherit | None
-    _Decorator = Callable[[Callable[_P, _R]], Callable[_P, _R]]
 
 
 class Cors:
@@ -3606,7 +3605,7 @@ class Router:
         path: str,
         *,
         guard: _Guard = _INHERIT,
-    ) -> _Decorator[_P, _R]:
+    ) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
         """Decorator: the function answers ``methods`` (a name, a list, or ``"ANY"``) on ``path``."""
         names = (methods,) if isinstance(methods, str) else tuple(methods)
         wanted = [name.upper() for name in names]
@@ -3637,31 +3636,45 @@ class Router:
 
         return register
 
-    def get(self, path: str, *, guard: _Guard = _INHERIT) -> _Decorator[_P, _R]:
+    def get(
+        self, path: str, *, guard: _Guard = _INHERIT
+    ) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
         """Decorator: the function answers GET (and HEAD) on ``path``."""
         return self.route("GET", path, guard=guard)
 
-    def post(self, path: str, *, guard: _Guard = _INHERIT) -> _Decorator[_P, _R]:
+    def post(
+        self, path: str, *, guard: _Guard = _INHERIT
+    ) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
         """Decorator: the function answers POST on ``path``."""
         return self.route("POST", path, guard=guard)
 
-    def put(self, path: str, *, guard: _Guard = _INHERIT) -> _Decorator[_P, _R]:
+    def put(
+        self, path: str, *, guard: _Guard = _INHERIT
+    ) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
         """Decorator: the function answers PUT on ``path``."""
         return self.route("PUT", path, guard=guard)
 
-    def patch(self, path: str, *, guard: _Guard = _INHERIT) -> _Decorator[_P, _R]:
+    def patch(
+        self, path: str, *, guard: _Guard = _INHERIT
+    ) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
         """Decorator: the function answers PATCH on ``path``."""
         return self.route("PATCH", path, guard=guard)
 
-    def delete(self, path: str, *, guard: _Guard = _INHERIT) -> _Decorator[_P, _R]:
+    def delete(
+        self, path: str, *, guard: _Guard = _INHERIT
+    ) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
         """Decorator: the function answers DELETE on ``path``."""
         return self.route("DELETE", path, guard=guard)
 
-    def head(self, path: str, *, guard: _Guard = _INHERIT) -> _Decorator[_P, _R]:
+    def head(
+        self, path: str, *, guard: _Guard = _INHERIT
+    ) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
         """Decorator: the function answers HEAD on ``path`` (GET routes do by default)."""
         return self.route("HEAD", path, guard=guard)
 
-    def options(self, path: str, *, guard: _Guard = _INHERIT) -> _Decorator[_P, _R]:
+    def options(
+        self, path: str, *, guard: _Guard = _INHERIT
+    ) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
         """Decorator: the function answers OPTIONS on ``path`` (CORS preflights included)."""
         return self.route("OPTIONS", path, guard=guard)
 
@@ -3670,7 +3683,7 @@ class Router:
         queue: str | None = None,
         *,
         guard: _Guard = _INHERIT,
-    ) -> _Decorator[_P, _R]:
+    ) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
         """Decorator: the function processes each message of ``queue`` (its name; None: any queue)."""
         return self._event_route("sqs", queue, guard)
 
@@ -3679,7 +3692,7 @@ class Router:
         stream: str | None = None,
         *,
         guard: _Guard = _INHERIT,
-    ) -> _Decorator[_P, _R]:
+    ) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
         """Decorator: the function processes each record of ``stream`` (None: any stream)."""
         return self._event_route("kinesis", stream, guard)
 
@@ -3688,7 +3701,7 @@ class Router:
         table: str | None = None,
         *,
         guard: _Guard = _INHERIT,
-    ) -> _Decorator[_P, _R]:
+    ) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
         """Decorator: the function processes each stream record of ``table`` (None: any table)."""
         return self._event_route("dynamodb", table, guard)
 
@@ -3697,7 +3710,7 @@ class Router:
         token: str | None = None,
         *,
         guard: _Guard = _INHERIT,
-    ) -> _Decorator[_P, _R]:
+    ) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
         """Decorator: the function processes each S3 record whose bucket token is ``token``.
 
         The token is the bucket name before its first ``.`` (or what the
@@ -3710,7 +3723,7 @@ class Router:
         topic: str | None = None,
         *,
         guard: _Guard = _INHERIT,
-    ) -> _Decorator[_P, _R]:
+    ) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
         """Decorator: the function processes each message of ``topic`` (its name; None: any topic)."""
         return self._event_route("sns", topic, guard)
 
@@ -3720,7 +3733,7 @@ class Router:
         source: str | None = None,
         detail_type: str | None = None,
         guard: _Guard = _INHERIT,
-    ) -> _Decorator[_P, _R]:
+    ) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
         """Decorator: the function gets EventBridge events of ``source`` and ``detail_type``.
 
         Either may be None (any). A route naming both beats one naming one,
@@ -3743,7 +3756,9 @@ class Router:
 
         return register
 
-    def direct(self, *, guard: _Guard = _INHERIT) -> _Decorator[_P, _R]:
+    def direct(
+        self, *, guard: _Guard = _INHERIT
+    ) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
         """Decorator: the function answers direct invocations; it gets the `DirectInvocation`."""
         return self._event_route("direct", None, guard)
 
@@ -3754,7 +3769,9 @@ class Router:
         self._middleware.append(middleware)
         return middleware
 
-    def error_handler(self, *types: type[BaseException]) -> _Decorator[_P, _R]:
+    def error_handler(
+        self, *types: type[BaseException]
+    ) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
         """Decorator: ``func(request, error)`` answers HTTP requests whose function raised one of ``types``.
 
         Its return value is answered as a route's; the nearest type in the
@@ -4000,7 +4017,7 @@ class Router:
         source: str,
         name: str | None,
         guard: _Guard,
-    ) -> _Decorator[_P, _R]:
+    ) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
         def register(func: Callable[_P, _R]) -> Callable[_P, _R]:
             if (source, name) in self._event_routes:
                 raise ValueError(f"{source} {name or '*'} is routed twice")
