@@ -6,11 +6,11 @@ import json
 import os
 import subprocess
 import sys
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import connexion
 import flask
 import pytest
 
@@ -261,11 +261,19 @@ def test_asgi_app_that_raises_is_answered_500(
 # -- connexion ----------------------------------------------------------------------
 
 
+def connexion_class(name: str) -> Any:
+    """A connexion app class; connexion's imports warn of their dependencies' deprecations."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import connexion
+    return getattr(connexion, name)
+
+
 @pytest.fixture(params=["FlaskApp", "AsyncApp"])
 def orders_api(request: pytest.FixtureRequest) -> Iterator[str]:
     """The name of a connexion app of orders.yaml, of each app class."""
     name = f"orders-{request.param}"
-    runtime.get_connexion_app(name, SPEC, app_class=getattr(connexion, request.param))
+    runtime.get_connexion_app(name, SPEC, app_class=connexion_class(request.param))
     yield name
     runtime._connexion_apps.pop(name, None)
 
