@@ -5119,8 +5119,8 @@ def _wsgi_environ(request: HttpRequest) -> dict[str, Any]:
     host, port = _host_and_port(request)
     environ: dict[str, Any] = {
         "REQUEST_METHOD": request.method,
-        "SCRIPT_NAME": _latin1(request.base_path),
-        "PATH_INFO": _latin1(request.path),
+        "SCRIPT_NAME": _wsgi_text(request.base_path),
+        "PATH_INFO": _wsgi_text(request.path),
         "QUERY_STRING": _query_string(request),
         "SERVER_NAME": host,
         "SERVER_PORT": port,
@@ -5144,7 +5144,7 @@ def _wsgi_environ(request: HttpRequest) -> dict[str, Any]:
         if name in ("content-type", "content-length"):
             continue
         key = "HTTP_" + name.upper().replace("-", "_")
-        environ[key] = _latin1(headers[name])
+        environ[key] = _wsgi_text(headers[name])
     return environ
 
 
@@ -5170,7 +5170,7 @@ def _app_response(status: int, headers: list[tuple[str, str]], body: bytes) -> R
     )
 
 
-def _latin1(text: str) -> str:
+def _wsgi_text(text: str) -> str:
     """``text`` as WSGI strings carry it: its UTF-8 bytes read as latin-1."""
     return text.encode("utf-8", "surrogateescape").decode("latin-1")
 

@@ -12,7 +12,6 @@ from fleece.invoke import InvokeRequest, invoke
 @service_path
 @click.option(
     "--event",
-    "-e",
     metavar="FILE|-|NAME",
     help="The event: a JSON file, - for standard input, or a name in events/ "
     "(apigw_http_v2, sqs_receive, ...). Default: {}.",
