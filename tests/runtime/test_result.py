@@ -172,7 +172,7 @@ MYPY_CONFIG = """
 [mypy]
 strict = True
 
-[mypy-boto3.*,botocore.*,urllib3.*,aws_xray_sdk.*,requests.*]
+[mypy-boto3.*,botocore.*,aws_xray_sdk.*,urllib3.*,connexion.*,starlette.*,requests.*]
 ignore_missing_imports = True
 """
 
