@@ -2710,7 +2710,8 @@ class HttpRequest(Event):
         """The caller's claims: those of a JWT (HTTP API) or Cognito (REST)
         authorizer, else the context of a Lambda authorizer; {} without one.
 
-        Middleware that checks a token itself may set them for the route.
+        Middleware that checks a token itself (`jwt_middleware`) sets them
+        for the guard and the route.
         """
         if self._claims is None:
             self._claims = self._authorizer_claims()
@@ -9668,18 +9669,18 @@ _P256_G_WIDTH = 7  # window of the base point's tables: 32 points each, once
 _P256_Q_WIDTH = 5  # window of each key's tables: 8 points each
 
 
-def bearer_token(headers: Mapping[str, str] | Any) -> str | None:
+def bearer_token(headers: Mapping[str, str] | HttpRequest) -> str | None:
     """The token of an ``Authorization: Bearer <token>`` header; None without one.
 
     ``headers`` is a mapping of request headers (any case of names: a Lambda
-    event's ``headers``), or a request with ``headers`` (the `Router`'s). A
-    header of another scheme (``Basic ...``) gives None; ``Bearer`` without
-    a single token after it raises `JwtError`.
+    event's ``headers``), or the `Router`'s `HttpRequest`. A header of
+    another scheme (``Basic ...``) gives None; ``Bearer`` without a single
+    token after it raises `JwtError`.
     """
-    if not isinstance(headers, Mapping):
-        headers = getattr(headers, "headers", None)
-        if not isinstance(headers, Mapping):
-            raise TypeError("bearer_token needs headers, or a request that has them")
+    if isinstance(headers, HttpRequest):
+        headers = headers.headers
+    elif not isinstance(headers, Mapping):
+        raise TypeError("bearer_token needs headers, or the Router's HttpRequest")
     value = headers.get("Authorization")
     if value is None:
         value = headers.get("authorization")
@@ -9980,31 +9981,33 @@ def jwt_middleware(
         app.use(jwt_middleware(JwtVerifier(JWKS_URL, issuer=ISSUER, audience="orders")))
 
         @app.get("/orders/{order_id}")
-        def get_order(request, order_id):
+        def get_order(request: HttpRequest, order_id: str) -> dict[str, Any]:
             customer = request.claims["sub"]
 
     For every HTTP request, the bearer token of its ``Authorization``
     header is verified (`bearer_token`, `JwtVerifier.verify`) and its claims
-    are set on ``request.claims`` before the guard and the route run.
-    Without a token, or with one that is refused, the route does not run:
-    the answer is 401 with ``WWW-Authenticate: Bearer`` (and ``error=
-    "invalid_token"`` with the reason, for a refused token) and the body
-    ``{"error": {"code": 401, "message": "Unauthorized", "reason": ...}}``,
-    or what ``unauthorized(error)`` returns. With ``required=False``, a
-    request without a token goes on without claims (a refused token is
-    still refused). A refusal is logged at INFO (logger
-    ``fleece_runtime.jwt``) with its reason. Events other than HTTP
-    requests (queue records...) pass through. `JwksError` (the key set is
-    unavailable) is raised, not answered 401.
+    replace ``request.claims`` before the guard and the route run (so a
+    guard can decide on them). Without a token, or with one that is
+    refused, the route does not run: the answer is a 401 `HTTPError`
+    response with ``WWW-Authenticate: Bearer`` (RFC 6750; with
+    ``error="invalid_token"`` and what is wrong, for a refused token) and
+    the body ``{"error": {"code": 401, "message": "Unauthorized",
+    "details": {"reason": "expired"}}}`` (`JwtError.reason`), or what
+    ``unauthorized(error)`` returns (any route return value). With
+    ``required=False``, a request without a token goes on with the claims
+    it had (those of an API Gateway authorizer, if any); a refused token is
+    still refused. A refusal is logged at INFO (logger
+    ``fleece_runtime.jwt``) with its reason, never the token. Other events
+    (queue records...) pass through. `JwksError` (the key set is
+    unavailable) is raised, so the Router answers 500, not 401.
     """
     answer = unauthorized or _unauthorized
 
     def middleware(view: Any, call_next: Callable[[Any], Any]) -> Any:
-        headers = getattr(view, "headers", None)
-        if not isinstance(headers, Mapping):
+        if not isinstance(view, HttpRequest):
             return call_next(view)
         try:
-            token = bearer_token(headers)
+            token = bearer_token(view.headers)
             if token is None:
                 if not required:
                     return call_next(view)
@@ -10176,16 +10179,17 @@ def _names(what: str, value: str | Iterable[str] | None) -> frozenset[str] | Non
     return names
 
 
-def _unauthorized(error: JwtError) -> tuple[dict[str, Any], int, dict[str, str]]:
-    """The 401 of `jwt_middleware` (RFC 6750, 3): (body, status, headers)."""
+def _unauthorized(error: JwtError) -> Response:
+    """The 401 of `jwt_middleware`, with its RFC 6750 (3) challenge."""
     if error.reason == "missing":
         challenge = "Bearer"
     else:
-        # RFC 6750's error_description excludes '"' and '\'.
+        # RFC 6750's error_description excludes '"' and '\\'.
         text = str(error).replace('"', "'").replace("\\", "/")
         challenge = f'Bearer error="invalid_token", error_description="{text}"'
-    body = {"error": {"code": 401, "message": "Unauthorized", "reason": error.reason}}
-    return body, 401, {"WWW-Authenticate": challenge}
+    return HTTPError(
+        401, details={"reason": error.reason}, headers={"WWW-Authenticate": challenge}
+    ).response()
 
 
 def _key_set(document: object, where: str) -> _KeySet:

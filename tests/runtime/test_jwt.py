@@ -7,7 +7,7 @@ import io
 import json
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -584,9 +584,14 @@ def test_bearer_token_reads_the_authorization_header(headers: dict[str, str]) ->
     assert runtime.bearer_token(headers) == "abc.def.ghi"
 
 
-def test_bearer_token_reads_a_request_with_headers() -> None:
-    request = Request({"Authorization": "Bearer abc.def.ghi"})
+def test_bearer_token_reads_the_router_s_request() -> None:
+    request = runtime.parse_event(
+        runtime.testing.rest_api_event(
+            "GET", "/orders", headers={"authorization": "Bearer abc.def.ghi"}
+        )
+    )
 
+    assert isinstance(request, runtime.HttpRequest)
     assert runtime.bearer_token(request) == "abc.def.ghi"
 
 
@@ -617,110 +622,165 @@ def test_decode_jwt_reads_header_and_claims_without_verifying(
 # -- the Router middleware ----------------------------------------------------
 
 
-class Request:
-    """The part of the Router's request the middleware uses: headers and claims."""
-
-    def __init__(self, headers: dict[str, str]) -> None:
-        self.headers = headers
-        self.claims: dict[str, Any] = {}
-
-
-class Route:
-    """The rest of the middleware chain: records the request it is called with."""
-
-    def __init__(self) -> None:
-        self.called_with: list[Any] = []
-
-    def __call__(self, view: Any) -> str:
-        self.called_with.append(view)
-        return "route answer"
-
-
 @pytest.fixture
-def middleware(
-    verifier: runtime.JwtVerifier,
-) -> Iterator[Callable[[Any, Callable[[Any], Any]], Any]]:
-    yield runtime.jwt_middleware(verifier)
+def app(verifier: runtime.JwtVerifier) -> runtime.Router:
+    """A Router whose routes need a verified token; the route answers its caller."""
+    app = runtime.Router()
+    app.use(runtime.jwt_middleware(verifier))
+
+    @app.get("/orders")
+    def list_orders(request: runtime.HttpRequest) -> dict[str, Any]:
+        return {"customer": request.claims["sub"]}
+
+    return app
+
+
+def get(app: runtime.Router, headers: dict[str, str]) -> dict[str, Any]:
+    """The Router's answer to ``GET /orders`` with ``headers`` (an HTTP API event)."""
+    event = runtime.testing.http_api_event("GET", "/orders", headers=headers)
+    result: dict[str, Any] = app.resolve(event, runtime.LambdaContext())
+    return result
+
+
+def answer_body(result: dict[str, Any]) -> Any:
+    return json.loads(result["body"])
 
 
 def test_the_middleware_puts_verified_claims_on_the_request(
-    middleware: Callable[[Any, Callable[[Any], Any]], Any], rsa_key: RsaSigner
+    app: runtime.Router, rsa_key: RsaSigner
 ) -> None:
-    request = Request({"Authorization": f"Bearer {sign(rsa_key, claims())}"})
-    route = Route()
+    result = get(app, {"Authorization": f"Bearer {sign(rsa_key, claims())}"})
 
-    assert middleware(request, route) == "route answer"
-    assert route.called_with == [request]
-    assert request.claims["sub"] == "customer-7"
+    assert result["statusCode"] == 200
+    assert answer_body(result) == {"customer": "customer-7"}
 
 
-def test_the_middleware_answers_401_without_a_token(
-    middleware: Callable[[Any, Callable[[Any], Any]], Any],
-) -> None:
-    route = Route()
+def test_the_middleware_answers_401_without_a_token(app: runtime.Router) -> None:
+    result = get(app, {})
 
-    body, status, headers = middleware(Request({}), route)
-
-    assert status == 401
-    assert headers == {"WWW-Authenticate": "Bearer"}
-    assert body == {
-        "error": {"code": 401, "message": "Unauthorized", "reason": "missing"}
+    assert result["statusCode"] == 401
+    assert result["headers"]["WWW-Authenticate"] == "Bearer"
+    assert answer_body(result) == {
+        "error": {
+            "code": 401,
+            "message": "Unauthorized",
+            "details": {"reason": "missing"},
+        }
     }
-    assert route.called_with == []
 
 
 def test_the_middleware_answers_401_to_a_refused_token(
-    middleware: Callable[[Any, Callable[[Any], Any]], Any],
-    rsa_key: RsaSigner,
-    clock: Clock,
-    stream: io.StringIO,
+    app: runtime.Router, rsa_key: RsaSigner, clock: Clock, stream: io.StringIO
 ) -> None:
     token = sign(rsa_key, claims(exp=int(clock.now) - 100))
-    route = Route()
 
-    body, status, headers = middleware(
-        Request({"Authorization": f"Bearer {token}"}), route
-    )
+    result = get(app, {"authorization": f"Bearer {token}"})
 
-    assert status == 401
-    assert headers["WWW-Authenticate"] == (
+    assert result["statusCode"] == 401
+    assert result["headers"]["WWW-Authenticate"] == (
         'Bearer error="invalid_token", error_description="the token expired 100 s ago"'
     )
-    assert body["error"]["reason"] == "expired"
-    assert route.called_with == []
+    assert answer_body(result)["error"]["details"] == {"reason": "expired"}
     (line,) = events(stream, "Token refused")
     assert line["reason"] == "expired"
     assert token not in stream.getvalue()
 
 
+@pytest.mark.parametrize("authorization", ["Bearer a.b.c", "Bearer", "Bearer one two"])
+def test_the_middleware_answers_401_to_a_malformed_bearer_header(
+    app: runtime.Router, authorization: str
+) -> None:
+    result = get(app, {"Authorization": authorization})
+
+    assert result["statusCode"] == 401
+    assert answer_body(result)["error"]["details"] == {"reason": "malformed"}
+    assert result["headers"]["WWW-Authenticate"].startswith(
+        'Bearer error="invalid_token"'
+    )
+
+
+def test_a_guard_decides_on_the_claims_the_middleware_set(
+    verifier: runtime.JwtVerifier, rsa_key: RsaSigner
+) -> None:
+    def admins_only(request: runtime.HttpRequest) -> Any:
+        if "admin" not in request.claims.get("groups", []):
+            raise runtime.HTTPError(403)
+        return None
+
+    app = runtime.Router(guard=admins_only)
+    app.use(runtime.jwt_middleware(verifier))
+
+    @app.get("/orders")
+    def list_orders() -> list[str]:
+        return ["o-1"]
+
+    admin = sign(rsa_key, claims(groups=["admin"]))
+    customer = sign(rsa_key, claims(groups=["customers"]))
+
+    assert get(app, {"Authorization": f"Bearer {admin}"})["statusCode"] == 200
+    assert get(app, {"Authorization": f"Bearer {customer}"})["statusCode"] == 403
+
+
 def test_an_optional_token_lets_requests_without_one_through(
     verifier: runtime.JwtVerifier, rsa_key: RsaSigner
 ) -> None:
-    middleware = runtime.jwt_middleware(verifier, required=False)
-    route = Route()
-    request = Request({})
+    app = runtime.Router()
+    app.use(runtime.jwt_middleware(verifier, required=False))
 
-    assert middleware(request, route) == "route answer"
-    assert request.claims == {}
-    forged = Request({"Authorization": "Bearer a.b.c"})
-    assert middleware(forged, route)[1] == 401
+    @app.get("/orders")
+    def list_orders(request: runtime.HttpRequest) -> dict[str, Any]:
+        return {"customer": request.claims.get("sub")}
+
+    assert answer_body(get(app, {})) == {"customer": None}
+    token = sign(rsa_key, claims())
+    assert answer_body(get(app, {"Authorization": f"Bearer {token}"})) == {
+        "customer": "customer-7"
+    }
+    assert get(app, {"Authorization": "Bearer a.b.c"})["statusCode"] == 401
 
 
 def test_the_middleware_takes_its_own_answer_to_a_refusal(
     verifier: runtime.JwtVerifier,
 ) -> None:
-    middleware = runtime.jwt_middleware(
-        verifier, unauthorized=lambda error: ("go away", 403)
+    app = runtime.Router()
+    app.use(
+        runtime.jwt_middleware(verifier, unauthorized=lambda error: ("go away", 403))
     )
 
-    assert middleware(Request({}), Route()) == ("go away", 403)
+    @app.get("/orders")
+    def list_orders() -> list[str]:
+        return ["o-1"]
+
+    result = get(app, {})
+
+    assert result["statusCode"] == 403
+    assert result["body"] == "go away"
 
 
-def test_events_without_headers_pass_through_the_middleware(
-    middleware: Callable[[Any, Callable[[Any], Any]], Any],
+def test_an_unreachable_key_set_is_a_500_not_a_401(
+    app: runtime.Router, jwks: Jwks, rsa_key: RsaSigner
 ) -> None:
-    record = object()
-    route = Route()
+    jwks.status = 503
 
-    assert middleware(record, route) == "route answer"
-    assert route.called_with == [record]
+    result = get(app, {"Authorization": f"Bearer {sign(rsa_key, claims())}"})
+
+    assert result["statusCode"] == 500
+
+
+def test_queue_records_pass_through_the_middleware(
+    verifier: runtime.JwtVerifier,
+) -> None:
+    app = runtime.Router()
+    app.use(runtime.jwt_middleware(verifier))
+    placed: list[str] = []
+
+    @app.sqs("orders")
+    def order_placed(record: runtime.SqsRecord) -> None:
+        placed.append(record.body)
+
+    result = app.resolve(
+        runtime.testing.sqs_event("placed", queue="orders"), runtime.LambdaContext()
+    )
+
+    assert result == {"batchItemFailures": []}
+    assert placed == ["placed"]
