@@ -642,6 +642,28 @@ class _InvocationScope:
         _lambda_context.reset(self._token)
 
 
+def _number(name: str, value: object, *, positive: bool) -> float:
+    """``value`` as a float, when it is a number of seconds (or a count) >= 0 (> 0)."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or value < 0
+        or (positive and value == 0)
+    ):
+        limit = "> 0" if positive else ">= 0"
+        raise ValueError(f"{name} must be a number {limit}, not {value!r}")
+    return float(value)
+
+
+def _error_code(error: BaseException) -> str | None:
+    """The AWS error code of a botocore ``ClientError``, or None."""
+    answer = getattr(error, "response", None)
+    if not isinstance(answer, Mapping):
+        return None
+    code = answer.get("Error", {}).get("Code")
+    return code if isinstance(code, str) else None
+
+
 # ---------------------------------------------------------------------------
 # Logging: JSON lines, request ids, bound fields, classification, retries
 # ---------------------------------------------------------------------------
@@ -9206,13 +9228,7 @@ class DynamoDBCircuitStore(CircuitStore):
         try:
             self.client.put_item(**arguments)
         except Exception as error:
-            answer = getattr(error, "response", None)
-            code = (
-                answer.get("Error", {}).get("Code")
-                if isinstance(answer, Mapping)
-                else None
-            )
-            if code == "ConditionalCheckFailedException":
+            if _error_code(error) == "ConditionalCheckFailedException":
                 return False
             raise
         return True
@@ -9247,18 +9263,6 @@ def _whole(name: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name} must be a whole number >= 1, not {value!r}")
     return value
-
-
-def _number(name: str, value: object, *, positive: bool) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or value < 0
-        or (positive and value == 0)
-    ):
-        limit = "> 0" if positive else ">= 0"
-        raise ValueError(f"{name} must be a number {limit}, not {value!r}")
-    return float(value)
 
 
 # ---------------------------------------------------------------------------
@@ -11230,15 +11234,6 @@ def _aws_client(service: str) -> Any:
     )
 
 
-def _error_code(error: BaseException) -> str | None:
-    """The AWS error code of a botocore ``ClientError``, or None."""
-    answer = getattr(error, "response", None)
-    if not isinstance(answer, Mapping):
-        return None
-    code = answer.get("Error", {}).get("Code")
-    return code if isinstance(code, str) else None
-
-
 # ---------------------------------------------------------------------------
 # Idempotency: a repeated event gets the first call's result, not a second run
 # ---------------------------------------------------------------------------
@@ -11276,7 +11271,19 @@ def idempotent(
     argument (the event, or a record): ``key`` is a path into it
     (``"body.order_id"``, ``"detail.items[0].sku"``: mapping keys or
     attributes, list indexes; a JSON string met on the way is parsed, as an
-    API Gateway body), a function of it, or None for the whole of it.
+    API Gateway body), a function of it, or None for the whole of it (of
+    an event view or a record of the `Router`, such as `SqsRecord`, the
+    whole of what Lambda sent: ``raw``).
+
+    Under a `Router` batch route, the decorator goes below the route's::
+
+        @app.sqs("orders")
+        @idempotent(store=store, key="message_id")   # SqsRecord.message_id
+        def ship(record: SqsRecord) -> None:
+            ...
+
+    A record whose duplicate is still running fails with `AlreadyInProgress`
+    and is reported in ``batchItemFailures``, so SQS delivers it again later.
 
     - The first call writes an ``INPROGRESS`` record (a conditional write:
       of two concurrent calls, one wins), runs the function, then stores its
@@ -11294,7 +11301,10 @@ def idempotent(
       not block its key for longer.
     - ``payload_validation`` (True for the whole argument, or a path or a
       function, as ``key``): a repeat whose payload differs from the first
-      call's under the same key raises `IdempotencyValidationError`.
+      call's under the same key raises `IdempotencyValidationError`. Name
+      the part of a queue record that matters (``payload_validation="body"``):
+      the whole record holds attributes that change at each delivery
+      (``ApproximateReceiveCount``).
     - A missing key (the path leads nowhere, or to an empty value) raises
       `IdempotencyKeyError`; with ``raise_on_missing_key=False`` the
       function runs without idempotency, and a warning is logged (logger
@@ -11742,6 +11752,12 @@ def _payload_reader(
 
 
 def _whole_payload(payload: Any) -> Any:
+    """The payload itself; for an event view or a record (`SqsRecord`...), what Lambda sent."""
+    if isinstance(
+        payload,
+        Event | S3Record | SqsRecord | SnsRecord | DynamoDBRecord | KinesisRecord,
+    ):
+        return payload.raw
     return payload
 
 
@@ -11781,7 +11797,10 @@ def _path_value(parts: tuple[str | int, ...], value: Any) -> Any:
         elif isinstance(value, Mapping):
             value = value.get(part)
         else:
-            value = getattr(value, part, None)
+            try:
+                value = getattr(value, part, None)
+            except ValueError:  # a record's json of a body that is not JSON
+                return None
         if value is None:
             return None
     return value

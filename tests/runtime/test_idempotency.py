@@ -540,3 +540,110 @@ def test_a_key_from_a_base64_kinesis_record(clock: Clock) -> None:
     process({"kinesis": {"data": data, "sequenceNumber": "2"}})
 
     assert len(calls) == 1
+
+
+# -- per-record functions under the Router's batch routes ----------------------
+
+
+def orders_router(
+    store: runtime.IdempotencyStore, clock: Clock, shipped: list[str], **options: Any
+) -> runtime.Router:
+    """A Router whose SQS route ships each message once per message id."""
+    app = runtime.Router()
+
+    @app.sqs("orders")
+    @runtime.idempotent(store=store, key="message_id", clock=clock, **options)
+    def ship(record: runtime.SqsRecord) -> str:
+        shipped.append(record.body)
+        return f"shipped {record.body}"
+
+    return app
+
+
+def test_a_message_delivered_twice_is_processed_once_by_the_router(
+    store: runtime.IdempotencyStore, clock: Clock
+) -> None:
+    shipped: list[str] = []
+    app = orders_router(store, clock, shipped)
+    event = runtime.testing.sqs_event("order 1", "order 2", queue="orders")
+
+    first = app.resolve(event, runtime.LambdaContext())
+    again = app.resolve(event, runtime.LambdaContext())  # the whole batch again
+
+    assert first == again == {"batchItemFailures": []}
+    assert shipped == ["order 1", "order 2"]
+
+
+def test_a_message_whose_duplicate_runs_is_reported_as_failed(
+    store: runtime.IdempotencyStore, clock: Clock
+) -> None:
+    entered, release = threading.Event(), threading.Event()
+    shipped: list[str] = []
+    app = runtime.Router()
+
+    @app.sqs("orders")
+    @runtime.idempotent(store=store, key="message_id", clock=clock)
+    def ship(record: runtime.SqsRecord) -> None:
+        if record.body == "order 1":  # the first delivery runs until released
+            entered.set()
+            release.wait(10)
+        shipped.append(record.body)
+
+    event = runtime.testing.sqs_event("order 1", queue="orders")
+    (running,) = event["Records"]
+    later = runtime.testing.sqs_event("order 2", queue="orders")
+    both = {"Records": [running, *later["Records"]]}
+    first = threading.Thread(target=app.resolve, args=(event, runtime.LambdaContext()))
+    first.start()
+    assert entered.wait(10)
+    try:
+        duplicate = app.resolve(both, runtime.LambdaContext())
+    finally:
+        release.set()
+        first.join(10)
+
+    assert duplicate == {
+        "batchItemFailures": [{"itemIdentifier": running["messageId"]}]
+    }
+    assert shipped == ["order 2", "order 1"]
+
+
+def sqs_records(*bodies: Any) -> list[runtime.SqsRecord]:
+    """The `SqsRecord` views of a batch of ``bodies``."""
+    batch = runtime.parse_event(runtime.testing.sqs_event(*bodies))
+    assert isinstance(batch, runtime.SqsEvent)
+    return batch.records
+
+
+def test_a_record_view_is_its_raw_record_when_it_is_the_whole_key(
+    clock: Clock,
+) -> None:
+    calls: list[str] = []
+
+    @runtime.idempotent(store=runtime.MemoryIdempotencyStore(), clock=clock)
+    def ship(record: runtime.SqsRecord) -> None:
+        calls.append(record.body)
+
+    (record,) = sqs_records("order 1")
+    ship(record)
+    ship(record)
+
+    assert calls == ["order 1"]
+
+
+def test_a_path_into_a_record_s_json_body(clock: Clock) -> None:
+    calls: list[Any] = []
+
+    @runtime.idempotent(
+        store=runtime.MemoryIdempotencyStore(), key="json.order_id", clock=clock
+    )
+    def ship(record: runtime.SqsRecord) -> None:
+        calls.append(record.json)
+
+    for record in sqs_records({"order_id": "o-1"}, {"order_id": "o-1"}):
+        ship(record)
+
+    assert calls == [{"order_id": "o-1"}]
+    (not_json,) = sqs_records("plain text")
+    with pytest.raises(runtime.IdempotencyKeyError):
+        ship(not_json)
