@@ -10649,11 +10649,13 @@ _MAX_METRICS = 100  # metric definitions in one line, and values of one metric
 _MAX_DIMENSIONS = 30  # keys of a dimension set
 _METRIC_NAME_LIMIT = 255
 _DIMENSION_VALUE_LIMIT = 1024
-_METRIC_VALUE_LIMIT = (
-    2.0**360
-)  # CloudWatch refuses values beyond, and non-zero ones below 2**-360
+# CloudWatch refuses values beyond, and non-zero ones below 2**-360.
+_METRIC_VALUE_LIMIT = 2.0**360
 if TYPE_CHECKING:
     from typing import overload
+
+    # (dimension names, (name, unit, resolution) of each metric) of an EMF line.
+    _EmfShape = tuple[tuple[str, ...], tuple[tuple[str, str, int], ...]]
 
 # True until the first invocation of a handler decorated by `Metrics.log_metrics`.
 _metrics_cold_start = True
@@ -10730,6 +10732,8 @@ class Metrics:
         self._defaults: dict[str, str] = {}
         self._dimensions: dict[str, str] = {}
         self._metadata: dict[str, Any] = {}
+        # The JSON of the directive of each shape of line written (see _emf_line).
+        self._directives: dict[_EmfShape, str] = {}
         # name -> (unit, resolution, values)
         self._metrics: dict[str, tuple[str, int, list[float]]] = {}
         self._lock = threading.Lock()
@@ -10799,12 +10803,13 @@ class Metrics:
         _check_metric_name("metadata key", key)
         if key == "_aws":
             raise ValueError("the metadata key _aws is EMF's own")
-        try:
-            json_dumps(value)
-        except (TypeError, ValueError) as error:
-            raise TypeError(
-                f"the metadata {key} cannot be written as JSON: {error}"
-            ) from None
+        if value is not None and not isinstance(value, str | int):
+            try:
+                json_dumps(value)
+            except (TypeError, ValueError) as error:
+                raise TypeError(
+                    f"the metadata {key} cannot be written as JSON: {error}"
+                ) from None
         with self._lock:
             if key in self._metrics or key in self._defaults or key in self._dimensions:
                 raise ValueError(f"{key!r} is already a metric or a dimension")
@@ -10907,6 +10912,7 @@ class Metrics:
             {**self._defaults, **self._dimensions},
             self._metrics,
             self._metadata,
+            self._directives,
         )
 
     def _write_cold_start(self, context: Any) -> None:
@@ -10922,7 +10928,10 @@ class Metrics:
             "ColdStart": ("Count", 60, [1])
         }
         timestamp = int(self.clock() * 1000)
-        self._write(_emf_line(self.namespace, timestamp, dimensions, cold_start, {}))
+        line = _emf_line(
+            self.namespace, timestamp, dimensions, cold_start, {}, self._directives
+        )
+        self._write(line)
 
     def _write(self, line: str) -> None:
         (self.stream or sys.stdout).write(line + "\n")
@@ -10946,30 +10955,45 @@ def _emf_line(
     dimensions: dict[str, str],
     metrics: dict[str, tuple[str, int, list[float]]],
     metadata: dict[str, Any],
+    directives: dict[_EmfShape, str],
 ) -> str:
-    """One EMF document: a directive for the metrics, then their values."""
-    definitions: list[dict[str, Any]] = []
-    document: dict[str, Any] = {
-        "_aws": {
-            "Timestamp": timestamp,
-            "CloudWatchMetrics": [
+    """One EMF document: a directive for the metrics, then their values.
+
+    A function writes lines of a few shapes (the same dimensions and
+    metrics at each invocation): the JSON of each shape's directive is kept
+    in ``directives``, so that a line encodes only its values.
+    """
+    shape = (
+        tuple(dimensions),
+        tuple(
+            (name, unit, resolution) for name, (unit, resolution, _) in metrics.items()
+        ),
+    )
+    directive = directives.get(shape)
+    if directive is None:
+        definitions = []
+        for name, unit, resolution in shape[1]:
+            definition: dict[str, Any] = {"Name": name, "Unit": unit}
+            if resolution == 1:
+                definition["StorageResolution"] = 1
+            definitions.append(definition)
+        directive = json_dumps(
+            [
                 {
                     "Namespace": namespace,
                     "Dimensions": [list(dimensions)],
                     "Metrics": definitions,
                 }
-            ],
-        },
-        **dimensions,
-        **metadata,
-    }
-    for name, (unit, resolution, values) in metrics.items():
-        definition: dict[str, Any] = {"Name": name, "Unit": unit}
-        if resolution == 1:
-            definition["StorageResolution"] = 1
-        definitions.append(definition)
-        document[name] = values[0] if len(values) == 1 else values
-    return json_dumps(document)
+            ]
+        )
+        if len(directives) >= _MAX_METRICS:  # names made up at run time: no growth
+            directives.clear()
+        directives[shape] = directive
+    values: dict[str, Any] = {**dimensions, **metadata}
+    for name, (_, _, held) in metrics.items():
+        values[name] = held[0] if len(held) == 1 else held
+    # ``values`` holds a metric at least: its JSON is "{...}", spliced after _aws.
+    return f'{{"_aws":{{"Timestamp":{timestamp},"CloudWatchMetrics":{directive}}},{json_dumps(values)[1:]}'
 
 
 # ---------------------------------------------------------------------------
@@ -11015,7 +11039,9 @@ def get_parameter(
     if found:
         return value
     try:
-        answer = _aws_client("ssm").get_parameter(Name=name, WithDecryption=decrypt)
+        answer = _parameter_client("ssm").get_parameter(
+            Name=name, WithDecryption=decrypt
+        )
     except Exception as error:
         if _error_code(error) == "ParameterNotFound":
             raise ParameterNotFound(f"no SSM parameter {name}") from None
@@ -11056,7 +11082,7 @@ def get_parameters(
         else:
             missing.append(name)
     unknown: list[str] = []
-    client = _aws_client("ssm") if missing else None
+    client = _parameter_client("ssm") if missing else None
     for start in range(0, len(missing), _SSM_BATCH):
         batch = missing[start : start + _SSM_BATCH]
         assert client is not None
@@ -11104,7 +11130,7 @@ def get_parameters_by_path(
     if found:
         return dict(value)
     values: dict[str, Any] = {}
-    client = _aws_client("ssm")
+    client = _parameter_client("ssm")
     arguments: dict[str, Any] = {
         "Path": path,
         "Recursive": recursive,
@@ -11146,7 +11172,7 @@ def get_secret(
     if found:
         return value
     try:
-        answer = _aws_client("secretsmanager").get_secret_value(SecretId=name)
+        answer = _parameter_client("secretsmanager").get_secret_value(SecretId=name)
     except Exception as error:
         if _error_code(error) == "ResourceNotFoundException":
             raise ParameterNotFound(f"no secret {name}") from None
@@ -11221,7 +11247,7 @@ def _transformed(raw: str | bytes, transform: str | None, name: str) -> Any:
 
 
 @functools.cache
-def _aws_client(service: str) -> Any:
+def _parameter_client(service: str) -> Any:
     """The SSM or Secrets Manager client of this process (created at first use)."""
     try:
         from botocore.config import Config

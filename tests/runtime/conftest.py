@@ -44,7 +44,7 @@ def clean_runtime(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setattr(fleece_runtime, "_cold_start", True)
     monkeypatch.setattr(fleece_runtime, "_line_formatter", None)
     fleece_runtime._lambda_client.cache_clear()  # kept Lambda clients, and their endpoint
-    fleece_runtime._aws_client.cache_clear()  # SSM and Secrets Manager clients
+    fleece_runtime._parameter_client.cache_clear()  # SSM and Secrets Manager clients
     fleece_runtime.clear_parameter_cache()
     monkeypatch.setattr(fleece_runtime, "_metrics_cold_start", True)
     monkeypatch.setattr(

@@ -175,6 +175,38 @@ def test_dimensions_and_metadata_last_one_invocation_defaults_last_all(
     assert "request" not in second and "channel" not in second
 
 
+def test_each_invocation_s_line_names_its_own_metrics_and_units(
+    metrics: runtime.Metrics, out: io.StringIO
+) -> None:
+    @metrics.log_metrics
+    def handler(event: dict[str, Any], context: Any) -> None:
+        for name, unit, resolution in event["metrics"]:
+            metrics.add(name, 2, unit, resolution=resolution)
+
+    same = {"metrics": [("Calls", "Count", 60), ("Latency", "Milliseconds", 1)]}
+    other = {"metrics": [("Calls", "Count", 1), ("Size", "Bytes", 60)]}
+    for event in (same, other, same):
+        handler(event, Context())
+
+    definitions = [
+        d["_aws"]["CloudWatchMetrics"][0]["Metrics"] for d in emf_documents(out)
+    ]
+    assert definitions == [
+        [
+            {"Name": "Calls", "Unit": "Count"},
+            {"Name": "Latency", "Unit": "Milliseconds", "StorageResolution": 1},
+        ],
+        [
+            {"Name": "Calls", "Unit": "Count", "StorageResolution": 1},
+            {"Name": "Size", "Unit": "Bytes"},
+        ],
+        [
+            {"Name": "Calls", "Unit": "Count"},
+            {"Name": "Latency", "Unit": "Milliseconds", "StorageResolution": 1},
+        ],
+    ]
+
+
 def test_the_first_invocation_adds_a_cold_start_line(
     metrics: runtime.Metrics, out: io.StringIO
 ) -> None:

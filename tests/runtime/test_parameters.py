@@ -29,10 +29,12 @@ class Calls:
 def calls(aws: str) -> Iterator[Calls]:
     counter = Calls()
     for service in ("ssm", "secretsmanager"):
-        runtime._aws_client(service).meta.events.register("before-call", counter)
+        runtime._parameter_client(service).meta.events.register("before-call", counter)
     yield counter
     for service in ("ssm", "secretsmanager"):
-        runtime._aws_client(service).meta.events.unregister("before-call", counter)
+        runtime._parameter_client(service).meta.events.unregister(
+            "before-call", counter
+        )
 
 
 @pytest.fixture
