@@ -1655,7 +1655,7 @@ def _refuse_structlog(**arguments: object) -> None:
 
 def _start_invocation(
     args: tuple[object, ...], kwargs: Mapping[str, object]
-) -> tuple[Any, contextvars.Token[Any], contextvars.Token[Any]]:
+) -> tuple[contextvars.Token[Any], contextvars.Token[Any], contextvars.Token[Any]]:
     """Enter the invocation ``(event, context)``; returns what `_end_invocation` needs."""
     global _cold_start
     event = args[0] if args else kwargs.get("event")
@@ -1669,23 +1669,25 @@ def _start_invocation(
         ids["api_request_id"] = api_request_id
     ids["cold_start"] = _cold_start
     _cold_start = False
-    invocation = lambda_invocation(context)
-    invocation.__enter__()
-    # Bound fields get a scope of their own: what the invocation binds ends with it.
+    # What `lambda_invocation(context)` does, without its object: this runs
+    # on every call. Bound fields get a scope of their own: what the
+    # invocation binds ends with it.
     return (
-        invocation,
+        _lambda_context.set(context),
         _request_ids.set(ids),
         _context.set(_context.get(_NO_FIELDS)),
     )
 
 
 def _end_invocation(
-    started: tuple[Any, contextvars.Token[Any], contextvars.Token[Any]],
+    started: tuple[
+        contextvars.Token[Any], contextvars.Token[Any], contextvars.Token[Any]
+    ],
 ) -> None:
     invocation, ids, bound = started
     _context.reset(bound)
     _request_ids.reset(ids)
-    invocation.__exit__(None, None, None)
+    _lambda_context.reset(invocation)
 
 
 def _api_request_id(event: object) -> str | None:
@@ -3754,7 +3756,6 @@ class Router:
         self._eventbridge: list[tuple[str | None, str | None, _Route]] = []
         self._middleware: list[Callable[[Any, Callable[[Any], Any]], Any]] = []
         self._error_handlers: dict[type[BaseException], Callable[[Any, Any], Any]] = {}
-        self._in_invocation = inject_request_ids_into_environment(self._resolve)
 
     def resolve(self, event: object, context: Any = None) -> Any:
         """Answer ``event``: the dict its source expects, or the batch result.
@@ -3766,9 +3767,14 @@ class Router:
         direct invocations what their function returns; S3, SNS and
         EventBridge None.
         """
-        if context is not None and current_lambda_context() is context:
+        if context is not None and _lambda_context.get() is context:
             return self._resolve(event, context)
-        return self._in_invocation(event, context)
+        # What `inject_request_ids_into_environment` does around a handler.
+        started = _start_invocation((event, context), _NO_FIELDS)
+        try:
+            return self._resolve(event, context)
+        finally:
+            _end_invocation(started)
 
     def route(
         self,
@@ -4021,9 +4027,9 @@ class Router:
                 return self._options(request, node)
             allow = {"Allow": ", ".join(node.allowed())}
             return self._finish(request, HTTPError(405, headers=allow).response())
-        request.route = route.template
+        request.route = template = route.template
         request.path_params = params
-        bind(route=route.template)
+        _context.set({**_context.get(_NO_FIELDS), "route": template})  # bind()
         with ErrorCollector() as collector:
             try:
                 response = Response.of(self._call(route, request, params))

@@ -331,6 +331,39 @@ def test_unknown_stage_exits_2(
     assert "unknown stage 'prod'" in err
 
 
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "a: &a [x, x]\nb: &b [*a, *a]\nenvironments: [*b]\n",
+            "alias *a is not allowed",
+        ),
+        (
+            "environments:\n  - {name: dev, account: '1'}\n" "environments: []\n",
+            "duplicate key",
+        ),
+        ("environments: [" * 200 + "]" * 200 + "\n", "nest"),
+    ],
+    ids=["alias", "duplicate-key", "deep"],
+)
+def test_a_hostile_environments_file_is_one_line_and_no_call(
+    rackspace: FakeRackspace,
+    child: list[str],
+    fleece: Fleece,
+    tmp_path: Path,
+    text: str,
+    message: str,
+) -> None:
+    environments = tmp_path / "envs.yml"
+    environments.write_text(text)
+
+    code, out, err = fleece("run", *ALICE, "-c", str(environments), "-s", "dev", *child)
+
+    assert (code, out) == (2, "")
+    assert err.count("\n") == 1 and message in err and str(environments) in err, err
+    assert rackspace.calls == []
+
+
 def test_identity_401_is_one_clear_line_without_the_key(
     rackspace: FakeRackspace, child: list[str], fleece: Fleece
 ) -> None:

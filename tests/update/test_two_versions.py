@@ -155,10 +155,19 @@ def _verdicts_agree(fleece: Fleece, service: Path) -> Run:
     return update
 
 
-def _no_leftovers(service: Path, *installed: Fleece) -> None:
+def _no_leftovers(service: Path, *installed: Fleece, killed: bool = False) -> None:
+    """No temp file in the service, nothing left in fleece's TMPDIR.
+
+    After a SIGKILL only fleece's own temp folders count: a kill that lands
+    while copier is inside one of its own ``TemporaryDirectory`` blocks leaves
+    that folder, and no process can clean up after SIGKILL.
+    """
     assert [p.name for p in service.rglob("*.tmp")] == []
     for fleece in installed:
-        assert [p.name for p in fleece.scratch.iterdir()] == []
+        names = [p.name for p in fleece.scratch.iterdir()]
+        if killed:
+            names = [name for name in names if not name.startswith("copier.")]
+        assert names == []
 
 
 def test_user_edits_survive_the_newer_template(
@@ -306,7 +315,7 @@ def test_kills_at_random_moments_are_finished_by_the_next_update(
             assert finished.code == 0, f"{fraction}: {finished.stderr}"
         assert read_tree(service) == read_tree(reference), fraction
         assert fleece_b("check", str(service)).code == 0
-        _no_leftovers(service, fleece_b)
+        _no_leftovers(service, fleece_b, killed=True)
 
 
 def test_force_keeps_the_hand_edited_runtime_beside_the_new_one(

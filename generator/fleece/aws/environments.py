@@ -22,8 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from fleece.config.formats import load_text
 from fleece.errors import BadInput
 
 _KNOWN_KEYS = frozenset(
@@ -90,16 +89,16 @@ def match_stage(stage: str, keys: list[str]) -> str | None:
 def load_environments(path: Path) -> Environments:
     """Read and validate ``environments.yml``."""
     try:
-        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise BadInput(
             f"{path}: no such file (it lists the service's AWS environments)"
         ) from None
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        raise BadInput(f"{path}:{where} is not valid YAML") from None
-    return parse_environments(raw, str(path))
+    except UnicodeDecodeError:
+        raise BadInput(f"{path}: not UTF-8 text") from None
+    # The bounded reader of config files: size, nesting, no aliases, no
+    # duplicate keys (a hostile file in a pull request cannot stall CI).
+    return parse_environments(load_text(text, str(path)), str(path))
 
 
 def parse_environments(raw: Any, source: str = "environments.yml") -> Environments:
