@@ -664,6 +664,21 @@ def _error_code(error: BaseException) -> str | None:
     return code if isinstance(code, str) else None
 
 
+def _aws_client(service: str, timeout: float, attempts: int) -> Any:
+    """A boto3 client of ``service`` for the runtime's own calls: ``timeout``
+    seconds to connect and to read, ``attempts`` attempts in all (standard
+    retries: botocore's ``max_attempts`` would count the retries only)."""
+    try:
+        from botocore.config import Config
+    except ImportError as error:
+        raise _missing("boto3", error) from None
+    return boto3.client(
+        service,
+        timeout=timeout,
+        config=Config(retries={"mode": "standard", "total_max_attempts": attempts}),
+    )
+
+
 # ---------------------------------------------------------------------------
 # Logging: JSON lines, request ids, bound fields, classification, retries
 # ---------------------------------------------------------------------------
@@ -9167,16 +9182,7 @@ class DynamoDBCircuitStore(CircuitStore):
     def client(self) -> Any:
         """The DynamoDB client (created at first use)."""
         if self._client is None:
-            try:
-                from botocore.config import Config
-            except ImportError as error:
-                raise _missing("boto3", error) from None
-
-            self._client = boto3.client(
-                "dynamodb",
-                timeout=self.timeout,
-                config=Config(retries={"mode": "standard", "max_attempts": 2}),
-            )
+            self._client = _aws_client("dynamodb", self.timeout, attempts=2)
         return self._client
 
     def load(self, name: str) -> CircuitState | None:
@@ -11255,15 +11261,7 @@ def _transformed(raw: str | bytes, transform: str | None, name: str) -> Any:
 @functools.cache
 def _parameter_client(service: str) -> Any:
     """The SSM or Secrets Manager client of this process (created at first use)."""
-    try:
-        from botocore.config import Config
-    except ImportError as error:
-        raise _missing("boto3", error) from None
-    return boto3.client(
-        service,
-        timeout=_PARAMETER_TIMEOUT,
-        config=Config(retries={"mode": "standard", "max_attempts": 3}),
-    )
+    return _aws_client(service, _PARAMETER_TIMEOUT, attempts=3)
 
 
 # ---------------------------------------------------------------------------
@@ -11532,15 +11530,7 @@ class DynamoDBIdempotencyStore(IdempotencyStore):
     def client(self) -> Any:
         """The DynamoDB client (created at first use)."""
         if self._client is None:
-            try:
-                from botocore.config import Config
-            except ImportError as error:
-                raise _missing("boto3", error) from None
-            self._client = boto3.client(
-                "dynamodb",
-                timeout=self.timeout,
-                config=Config(retries={"mode": "standard", "max_attempts": 3}),
-            )
+            self._client = _aws_client("dynamodb", self.timeout, attempts=3)
         return self._client
 
     def claim(self, record: IdempotencyRecord, now: float) -> IdempotencyRecord | None:

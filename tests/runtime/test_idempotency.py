@@ -489,6 +489,15 @@ def test_the_function_name_prefixes_the_key(
     assert item["id"]["S"].startswith("orders-prod.tests.runtime.test_idempotency.")
 
 
+def test_the_dynamodb_store_s_client_waits_its_timeout_and_tries_three_times(
+    aws: str,
+) -> None:
+    config = runtime.DynamoDBIdempotencyStore(TABLE, timeout=1.5).client.meta.config
+
+    assert (config.connect_timeout, config.read_timeout) == (1.5, 1.5)
+    assert config.retries == {"mode": "standard", "total_max_attempts": 3}
+
+
 def test_a_claim_against_a_missing_table_raises(aws: str, clock: Clock) -> None:
     from botocore.exceptions import ClientError
 

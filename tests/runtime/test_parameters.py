@@ -269,6 +269,15 @@ def test_an_unreachable_service_raises_botocore_s_error(
         runtime.get_secret("orders/api-key")
 
 
+def test_the_clients_wait_three_seconds_and_try_three_times(ssm: Any) -> None:
+    put(ssm, "/orders/db/host", "db.internal")
+    runtime.get_parameter("/orders/db/host")
+
+    config = runtime._parameter_client("ssm").meta.config
+    assert (config.connect_timeout, config.read_timeout) == (3.0, 3.0)
+    assert config.retries == {"mode": "standard", "total_max_attempts": 3}
+
+
 def test_a_negative_max_age_is_refused(ssm: Any) -> None:
     with pytest.raises(ValueError, match="max_age must be a number >= 0"):
         runtime.get_parameter("/orders/x", max_age=-1)
