@@ -10940,9 +10940,10 @@ class Metrics:
             "ColdStart": ("Count", 60, [1])
         }
         timestamp = int(self.clock() * 1000)
-        line = _emf_line(
-            self.namespace, timestamp, dimensions, cold_start, {}, self._directives
-        )
+        with self._lock:  # the directives are shared with the invocation's lines
+            line = _emf_line(
+                self.namespace, timestamp, dimensions, cold_start, {}, self._directives
+            )
         self._write(line)
 
     def _write(self, line: str) -> None:
