@@ -24,8 +24,9 @@ import pytest
 import yaml
 
 from fleece.build.bytecode import Interpreter
+from fleece.service.base import pack_base, unpack_base
 from fleece.service.check import check_service
-from fleece.service.layout import BASE_DIR
+from fleece.service.layout import BASE_ARCHIVE
 from tests.builds.build_support import (
     Fleece,
     IndexServer,
@@ -239,18 +240,19 @@ def test_update_brings_the_sam_build_to_a_service_made_before_it(
 ) -> None:
     service = make_service("", git=True)
     fresh = tree(service)
-    # The service as fleece made it before: no SAM files, the zip as CodeUri.
-    for root in (service, service / BASE_DIR):
-        for name in SAM_FILES:
-            (root / name).unlink()
-        template = root / "template.yaml"
-        lines = template.read_text().splitlines(keepends=True)
-        start = lines.index("    Metadata:\n")
-        end = lines.index("    Properties:\n")
-        old = "".join(lines[:start] + lines[end:])
-        template.write_text(
-            old.replace("CodeUri: src/", "CodeUri: dist/lambda_function.zip")
-        )
+    # The service as fleece made it before: no SAM files, the zip as CodeUri,
+    # in its files and in its pristine base alike.
+    for name in SAM_FILES:
+        (service / name).unlink()
+    template = service / "template.yaml"
+    template.write_text(_template_made_before(template.read_text()))
+    base = unpack_base((service / BASE_ARCHIVE).read_bytes())
+    for name in SAM_FILES:
+        del base[name]
+    base["template.yaml"] = _template_made_before(
+        base["template.yaml"].decode()
+    ).encode()
+    (service / BASE_ARCHIVE).write_bytes(pack_base(base))
     subprocess.run(["git", "-C", str(service), "add", "-A"], check=True)
     subprocess.run(
         ["git", "-C", str(service), "commit", "-qm", "made by an older fleece"],
@@ -266,3 +268,12 @@ def test_update_brings_the_sam_build_to_a_service_made_before_it(
     for name in (*SAM_FILES, "template.yaml"):
         assert updated[name] == fresh[name], name
     assert not check_service(service).findings
+
+
+def _template_made_before(text: str) -> str:
+    """template.yaml as fleece wrote it before the SAM build: no Metadata, the zip."""
+    lines = text.splitlines(keepends=True)
+    start = lines.index("    Metadata:\n")
+    end = lines.index("    Properties:\n")
+    old = "".join(lines[:start] + lines[end:])
+    return old.replace("CodeUri: src/", "CodeUri: dist/lambda_function.zip")
