@@ -475,6 +475,22 @@ _NO_FIELDS: Mapping[str, Any] = MappingProxyType({})
 # cold_start are kept too: they say which call, not what data).
 _KEPT_FIELDS = frozenset({"classification"})
 _SCHEMAS = ("default", "1.x")
+# Where `setup_root_logger` looks for the level, first to last: the application
+# log level of Lambda's logging configuration, then the service's own setting.
+_LEVEL_VARIABLES = ("AWS_LAMBDA_LOG_LEVEL", "LOG_LEVEL")
+# The level names those may hold: Python's, and Lambda's TRACE, WARN and FATAL.
+_LEVEL_NAMES = MappingProxyType(
+    {
+        "TRACE": logging.DEBUG,
+        "DEBUG": logging.DEBUG,
+        "INFO": logging.INFO,
+        "WARN": logging.WARNING,
+        "WARNING": logging.WARNING,
+        "ERROR": logging.ERROR,
+        "FATAL": logging.CRITICAL,
+        "CRITICAL": logging.CRITICAL,
+    }
+)
 # JSON leaves these raw, but str.splitlines() (and some log readers) break
 # lines at them; every other non-ASCII character stays readable.
 _LINE_BREAKS = str.maketrans(
@@ -548,9 +564,15 @@ class JsonFormatter(logging.Formatter):
     ``cold_start``, ``timestamp`` with microseconds, non-ASCII characters
     escaped, and values JSON cannot hold written as their ``repr()``.
 
+    ``service`` names the service on every line, after ``event`` (in the
+    sorted keys with ``schema="1.x"``); by default it is the ``SERVICE_NAME``
+    environment variable as it is when the formatter is made, and a line has
+    no ``service`` when that is unset or empty (or ``service=""``).
+
     Either way a line is one line for every reader: besides the escapes of
     JSON, U+2028, U+2029 and U+0085 are escaped. A field named like a core
-    field (``timestamp``, ``level``, ``logger``, ``event``) never replaces it.
+    field (``timestamp``, ``level``, ``logger``, ``event``, and ``service``
+    when set) never replaces it.
 
     ``redact_above`` (a `Classification` or its name): for events whose
     ``classification`` is above this level, or is not a level at all, every
@@ -565,6 +587,7 @@ class JsonFormatter(logging.Formatter):
         *,
         redact_above: Classification | str | None = None,
         schema: str = "default",
+        service: str | None = None,
     ) -> None:
         super().__init__()
         level = None if redact_above is None else _classification(redact_above)
@@ -577,6 +600,7 @@ class JsonFormatter(logging.Formatter):
             raise ValueError(f"schema must be 'default' or '1.x', not {schema!r}")
         self.redact_above = level
         self.schema = schema
+        self.service = os.environ.get("SERVICE_NAME") if service is None else service
         self._standard = _record_attributes()
         # A record with more attributes than a bare one carries fields.
         self._standard_count = len(self._standard) - 3
@@ -670,6 +694,8 @@ class JsonFormatter(logging.Formatter):
                 "logger": record.name,
                 "event": text,
             }
+            if self.service:
+                line["service"] = self.service
             if event.ids:
                 line.update(event.ids)
             if bound:
@@ -681,6 +707,8 @@ class JsonFormatter(logging.Formatter):
                 line["level"] = record.levelname
                 line["logger"] = record.name
                 line["event"] = text
+                if self.service:
+                    line["service"] = self.service
         if classification is not None:
             line["classification"] = classification
         if event.exception:
@@ -714,6 +742,8 @@ class JsonFormatter(logging.Formatter):
             line["lambda.request_id"] = ids["lambda_request_id"]
         line["level"] = record.levelname.lower()
         line["logger"] = record.name
+        if self.service:
+            line["service"] = self.service
         created = datetime.fromtimestamp(record.created, UTC)
         line["timestamp"] = created.isoformat().replace("+00:00", "Z")
         return line
@@ -1114,10 +1144,19 @@ def setup_root_logger(
 ) -> logging.Handler:
     """Send every log record of the process to ``stream`` as JSON lines.
 
-    Removes the root logger's handlers (on Lambda, the runtime's plain-text
-    one) and installs a single stream handler with a `JsonFormatter`, so
-    records of plain `logging` loggers and of libraries come out as JSON
-    too. ``stream`` defaults to the current ``sys.stdout``. Returns the handler.
+    Removes the root logger's handlers (on Lambda, the runtime's own, which
+    would wrap each line in a JSON object of its own when the function's log
+    format is JSON) and installs a single stream handler with a
+    `JsonFormatter`, so records of plain `logging` loggers and of libraries
+    come out as JSON too. ``stream`` defaults to the current ``sys.stdout``.
+    Returns the handler.
+
+    The root logger's level is the first of: ``AWS_LAMBDA_LOG_LEVEL`` (the
+    application log level of Lambda's logging configuration; ``TRACE`` is
+    DEBUG, ``WARN`` WARNING, ``FATAL`` CRITICAL), ``LOG_LEVEL``, then
+    ``level``. Level names are read in any case; a variable that names no
+    level is skipped, and a WARNING line says so. Every line carries
+    ``service`` when ``SERVICE_NAME`` is set (see `JsonFormatter`).
 
     ``redact_above`` and ``schema`` are the formatter's: ``schema="1.x"``
     writes fleece 1.x's line (see `JsonFormatter`). This formatter also
@@ -1133,8 +1172,18 @@ def setup_root_logger(
     handler = logging.StreamHandler(sys.stdout if stream is None else stream)
     handler.setFormatter(formatter)
     root.addHandler(handler)
-    root.setLevel(level)
     _line_formatter = formatter
+    chosen, ignored = _configured_level(level)
+    root.setLevel(chosen)
+    for variable, value in ignored:
+        logging.getLogger(__name__).warning(
+            "log_level_ignored",
+            extra={
+                "variable": variable,
+                "value": value,
+                "used": logging.getLevelName(root.level),
+            },
+        )
     return handler
 
 
@@ -1451,6 +1500,22 @@ def _refuse_structlog(**arguments: object) -> None:
                 f"{name}= configured structlog in fleece 1.x; fleece_runtime does "
                 f"not use structlog: remove the argument"
             )
+
+
+def _configured_level(
+    level: int | str,
+) -> tuple[int | str, list[tuple[str, str]]]:
+    """The root level the environment asks for, else ``level``; the values skipped."""
+    ignored: list[tuple[str, str]] = []
+    for variable in _LEVEL_VARIABLES:
+        value = os.environ.get(variable, "").strip()
+        if not value:
+            continue
+        named = _LEVEL_NAMES.get(value.upper())
+        if named is not None:
+            return named, ignored
+        ignored.append((variable, value))
+    return level, ignored
 
 
 def _start_invocation(
