@@ -42,16 +42,16 @@ def clean_runtime(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setattr(fleece_runtime, "_shared_session", None)
     monkeypatch.setattr(fleece_runtime, "_cold_start", True)
     monkeypatch.setattr(fleece_runtime, "_line_formatter", None)
-    # The variables a Lambda environment sets: each test sets its own.
-    for name in ("AWS_LAMBDA_LOG_LEVEL", "LOG_LEVEL", "SERVICE_NAME"):
-        monkeypatch.delenv(name, raising=False)
-    fleece_runtime._default_line_formatter.cache_clear()
     monkeypatch.setattr(
         botocore.client.BaseClient,
         "_make_api_call",
         botocore.client.BaseClient._make_api_call,
     )
     monkeypatch.setattr(requests.Session, "request", requests.Session.request)
+    # The variables a Lambda environment sets: each test sets its own.
+    for name in ("AWS_LAMBDA_LOG_LEVEL", "LOG_LEVEL", "SERVICE_NAME"):
+        monkeypatch.delenv(name, raising=False)
+    fleece_runtime._default_line_formatter.cache_clear()
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
     yield
