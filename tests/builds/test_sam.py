@@ -437,18 +437,15 @@ def test_update_brings_the_sam_build_to_a_service_made_before_it(
     service = make_service("", git=True)
     fresh = tree(service)
     # The service as fleece made it before: no SAM files, the zip as CodeUri,
-    # in its files and in its pristine base alike.
+    # in the working tree and in the pristine base alike.
+    archive = service / BASE_ARCHIVE
+    base = unpack_base(archive.read_bytes())
     for name in SAM_FILES:
         (service / name).unlink()
-    template = service / "template.yaml"
-    template.write_text(_template_made_before(template.read_text()))
-    base = unpack_base((service / BASE_ARCHIVE).read_bytes())
-    for name in SAM_FILES:
         del base[name]
-    base["template.yaml"] = _template_made_before(
-        base["template.yaml"].decode()
-    ).encode()
-    (service / BASE_ARCHIVE).write_bytes(pack_base(base))
+    base["template.yaml"] = _before_sam((service / "template.yaml").read_bytes())
+    (service / "template.yaml").write_bytes(base["template.yaml"])
+    archive.write_bytes(pack_base(base))
     subprocess.run(["git", "-C", str(service), "add", "-A"], check=True)
     subprocess.run(
         ["git", "-C", str(service), "commit", "-qm", "made by an older fleece"],
@@ -466,10 +463,10 @@ def test_update_brings_the_sam_build_to_a_service_made_before_it(
     assert not check_service(service).findings
 
 
-def _template_made_before(text: str) -> str:
-    """template.yaml as fleece wrote it before the SAM build: no Metadata, the zip."""
-    lines = text.splitlines(keepends=True)
+def _before_sam(template: bytes) -> bytes:
+    """``template.yaml`` as fleece wrote it before builds went through SAM."""
+    lines = template.decode().splitlines(keepends=True)
     start = lines.index("    Metadata:\n")
     end = lines.index("    Properties:\n")
     old = "".join(lines[:start] + lines[end:])
-    return old.replace("CodeUri: src/", "CodeUri: dist/lambda_function.zip")
+    return old.replace("CodeUri: src/", "CodeUri: dist/lambda_function.zip").encode()
