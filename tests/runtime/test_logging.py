@@ -162,34 +162,33 @@ def test_a_variable_that_names_no_level_is_skipped_and_said_so(
     }
 
 
-def test_service_name_is_on_every_line_after_the_event(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+@pytest.fixture
+def named(monkeypatch: pytest.MonkeyPatch) -> io.StringIO:
+    """The stream of `setup_root_logger`, called with SERVICE_NAME=orders-api."""
     monkeypatch.setenv("SERVICE_NAME", "orders-api")
     out = io.StringIO()
     runtime.setup_root_logger(stream=out)
+    return out
 
+
+def test_service_name_is_on_every_line_after_the_event(named: io.StringIO) -> None:
     runtime.bind(customer="c-1")
     runtime.get_logger("orders").info("saved", order_id=7)
     logging.getLogger("botocore").warning("retrying")
     runtime.unbind("customer")
 
-    assert lines(out) == [
+    assert lines(named) == [
         '{"timestamp": "T", "level": "INFO", "logger": "orders", "event": "saved", "service": "orders-api", "customer": "c-1", "order_id": 7}',
         '{"timestamp": "T", "level": "WARNING", "logger": "botocore", "event": "retrying", "service": "orders-api", "customer": "c-1"}',
     ]
 
 
 def test_a_field_named_service_does_not_replace_the_service(
-    monkeypatch: pytest.MonkeyPatch,
+    named: io.StringIO,
 ) -> None:
-    monkeypatch.setenv("SERVICE_NAME", "orders-api")
-    out = io.StringIO()
-    runtime.setup_root_logger(stream=out)
-
     runtime.get_logger("orders").info("called", service="payments")
 
-    assert json.loads(out.getvalue())["service"] == "orders-api"
+    assert json.loads(named.getvalue())["service"] == "orders-api"
 
 
 def test_without_service_name_a_service_field_is_an_ordinary_field(
