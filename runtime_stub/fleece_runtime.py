@@ -478,19 +478,6 @@ _SCHEMAS = ("default", "1.x")
 # Where `setup_root_logger` looks for the level, first to last: the application
 # log level of Lambda's logging configuration, then the service's own setting.
 _LEVEL_VARIABLES = ("AWS_LAMBDA_LOG_LEVEL", "LOG_LEVEL")
-# The level names those may hold: Python's, and Lambda's TRACE, WARN and FATAL.
-_LEVEL_NAMES = MappingProxyType(
-    {
-        "TRACE": logging.DEBUG,
-        "DEBUG": logging.DEBUG,
-        "INFO": logging.INFO,
-        "WARN": logging.WARNING,
-        "WARNING": logging.WARNING,
-        "ERROR": logging.ERROR,
-        "FATAL": logging.CRITICAL,
-        "CRITICAL": logging.CRITICAL,
-    }
-)
 # JSON leaves these raw, but str.splitlines() (and some log readers) break
 # lines at them; every other non-ASCII character stays readable.
 _LINE_BREAKS = str.maketrans(
@@ -1507,11 +1494,13 @@ def _configured_level(
 ) -> tuple[int | str, list[tuple[str, str]]]:
     """The root level the environment asks for, else ``level``; the values skipped."""
     ignored: list[tuple[str, str]] = []
+    names = logging.getLevelNamesMapping()  # WARN and FATAL too, as Lambda's
+    names["TRACE"] = logging.DEBUG  # Lambda's finest level; Python has none
     for variable in _LEVEL_VARIABLES:
         value = os.environ.get(variable, "").strip()
         if not value:
             continue
-        named = _LEVEL_NAMES.get(value.upper())
+        named = names.get(value.upper())
         if named is not None:
             return named, ignored
         ignored.append((variable, value))

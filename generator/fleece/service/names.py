@@ -140,7 +140,7 @@ def _package_clash(
 
 
 def _used(installed: Installed, distribution: str) -> str:
-    """ ", which connexion needs (used by the openapi style's handler)"."""
+    """The end of a reason: ', which connexion needs (used by the openapi style's handler)'."""
     if canonicalize_name(distribution) == canonicalize_name(installed.requirement):
         return f", used by {installed.used_by}" if installed.used_by else ""
     needs = f", which {installed.requirement} needs"
