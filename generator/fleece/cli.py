@@ -27,6 +27,7 @@ _COMMANDS = {
     "config": "Manage the KMS-encrypted configuration of a service.",
     "build": "Build the deployment zip of a service.",
     "run": "Run a command with the AWS credentials of an environment.",
+    "invoke": "Invoke a service's handler once, locally, as Lambda would.",
 }
 
 

@@ -42,7 +42,7 @@ def _refusal(**answers: str) -> str:
     [
         ("requests", "requests, used by fleece_runtime.requests"),
         ("connexion", "connexion, used by the openapi style's handler"),
-        ("Mangum", "mangum, used by the openapi style's handler"),
+        ("Werkzeug", "werkzeug, which connexion needs"),
         ("urllib3", "urllib3, which boto3 needs (used by fleece_runtime.boto3"),
         ("starlette", "starlette, which connexion needs (used by the openapi"),
         ("boto3", "boto3, used by fleece_runtime.boto3 and Lambda's Python runtime"),

@@ -59,7 +59,7 @@ def test_defaults_render_a_complete_service_in_one_commit(
     service = workdir / "demo"
     files = _files(service)
     assert files >= EXPECTED_FILES
-    assert ".fleece/base.tar.gz" in files, "pristine base missing"
+    assert ".fleece/base.tar.bz2" in files, "pristine base missing"
     log = subprocess.run(
         ["git", "log", "--format=%s"], cwd=service, capture_output=True, text=True
     )

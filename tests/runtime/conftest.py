@@ -42,6 +42,7 @@ def clean_runtime(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setattr(fleece_runtime, "_shared_session", None)
     monkeypatch.setattr(fleece_runtime, "_cold_start", True)
     monkeypatch.setattr(fleece_runtime, "_line_formatter", None)
+    fleece_runtime._lambda_client.cache_clear()  # kept Lambda clients, and their endpoint
     monkeypatch.setattr(
         botocore.client.BaseClient,
         "_make_api_call",

@@ -8,7 +8,16 @@ import pytest
 from runtime_stub import fleece_runtime as runtime
 from tests.runtime.conftest import RUNTIME_DIR
 
-OPTIONAL = ("boto3", "botocore", "requests", "urllib3", "aws_xray_sdk")
+OPTIONAL = (
+    "boto3",
+    "botocore",
+    "requests",
+    "urllib3",
+    "aws_xray_sdk",
+    "connexion",
+    "starlette",
+    "flask",
+)
 
 
 def test_importing_it_imports_only_the_standard_library() -> None:
@@ -44,7 +53,19 @@ def test_a_missing_requests_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
         runtime.requests.get("http://127.0.0.1:9/")
 
 
-NAMESPACES = ("log", "xray", "profiling", "boto3", "requests", "raxauth")
+NAMESPACES = (
+    "log",
+    "xray",
+    "profiling",
+    "httperror",
+    "connexion",
+    "handlers",
+    "authpolicy",
+    "testing",
+    "boto3",
+    "requests",
+    "raxauth",
+)
 
 
 def test_public_names_are_exported_and_documented() -> None:
@@ -105,6 +126,10 @@ def test_the_names_of_fleece_1x_are_in_their_namespaces() -> None:
         ],
         "profiling": ["profile_handler"],
         "raxauth": ["authenticate", "validate"],
+        "httperror": ["HTTPError"],
+        "connexion": ["call_api", "call_proxy_api", "get_connexion_app"],
+        "authpolicy": ["AuthPolicy"],
+        "testing": ["LambdaContext"],
     }
     for namespace, functions in names.items():
         for name in functions:
@@ -113,6 +138,10 @@ def test_the_names_of_fleece_1x_are_in_their_namespaces() -> None:
     assert runtime.boto3.set_default_timeout is not runtime.requests.set_default_timeout
     for name in ("trace_xray_subsegment", "get_trace_id"):
         assert getattr(runtime.xray, name) is getattr(runtime, name)
+    wsgi = runtime.handlers.wsgi
+    assert wsgi.wsgi_handler is runtime.wsgi_handler
+    assert wsgi.build_wsgi_environ_from_event is runtime.build_wsgi_environ_from_event
+    assert runtime.handlers.connexion.call_api is runtime.connexion.call_api
 
 
 @pytest.mark.parametrize("target", ["py311", "py312", "py313", "py314"])

@@ -3,7 +3,7 @@
 ``templates/v1`` and ``templates/v2`` are two versions of a small test template
 (not the bundled one). An "old service" is what fleece 1.9.0 wrote from v1: the
 render with a 1.9.0 runtime in ``src/fleece_runtime.py``, 1.9.0 recorded in
-``.fleece/answers.yml``, the pristine render in ``.fleece/base.tar.gz``, all
+``.fleece/answers.yml``, the pristine render in ``.fleece/base.tar.bz2``, all
 committed. Updating it with ``--template v2`` is what a newer fleece with a
 newer template does. A "legacy" service keeps its pristine render as plain files
 in ``.fleece/base/``, as fleece 2.0 did.

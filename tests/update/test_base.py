@@ -4,10 +4,13 @@ A rename across the project (`git grep -l | xargs sed -i`) must stay a user's
 edit: update merges it with the template's changes instead of undoing it.
 """
 
+import hashlib
 import subprocess
 from pathlib import Path
 
-from fleece.service.base import pack_base, unpack_base
+import pytest
+
+from fleece.service.base import MAX_BASE_BYTES, pack_base, unpack_base
 from fleece.service.layout import BASE_ARCHIVE, LEGACY_BASE_DIR
 
 from .scenario import (
@@ -70,6 +73,24 @@ def test_the_archive_holds_the_same_bytes_for_the_same_files() -> None:
     assert b"x = 1" not in packed and b"two" not in packed
 
 
+def test_the_archive_bytes_do_not_depend_on_the_machine() -> None:
+    # Pinned: two developers who update to the same render must commit the
+    # same bytes, or their branches conflict on the archive.
+    tree = {"b.txt": b"beta\n", "a/x.py": 'print("é")\n'.encode()}
+
+    digest = hashlib.sha256(pack_base(tree)).hexdigest()
+
+    assert digest == "ae610b62235ff4cf4b8197271bcc9da3226812d2994f35ee24bf9283cc192ef9"
+
+
+def test_an_archive_that_would_unpack_past_the_limit_is_damaged() -> None:
+    # A hostile base in a pull request must not exhaust CI's memory.
+    bomb = pack_base({"big.txt": b"\0" * (MAX_BASE_BYTES + 1)})
+
+    with pytest.raises(ValueError, match="larger than"):
+        unpack_base(bomb)
+
+
 def test_a_damaged_archive_is_refused_with_the_way_out(
     old_service: Path, fleece: FleeceCli
 ) -> None:
@@ -82,8 +103,10 @@ def test_a_damaged_archive_is_refused_with_the_way_out(
     check = fleece("check", str(old_service), "--template", str(V2), "--json")
 
     assert result.code == 2
-    assert "Error: .fleece/base.tar.gz: the pristine render is damaged" in result.stderr
-    assert "git checkout <commit> -- .fleece/base.tar.gz" in result.stderr
+    assert (
+        "Error: .fleece/base.tar.bz2: the pristine render is damaged" in result.stderr
+    )
+    assert "git checkout <commit> -- .fleece/base.tar.bz2" in result.stderr
     assert read_tree(old_service) == before
     assert '"kind": "base-edited"' in check.stdout
 

@@ -169,10 +169,10 @@ def test_a_missing_pristine_base_is_refused(
 
     assert result.code == 2
     assert (
-        "Error: .fleece/base.tar.gz: the pristine render update merges against is missing"
+        "Error: .fleece/base.tar.bz2: the pristine render update merges against is missing"
         in result.stderr
     )
-    assert "git checkout <commit> -- .fleece/base.tar.gz" in result.stderr
+    assert "git checkout <commit> -- .fleece/base.tar.bz2" in result.stderr
 
 
 def test_a_missing_answers_file_is_refused(

@@ -70,7 +70,7 @@ def command(
 
     \b
     Your files are merged three ways: the pristine render of the last update
-    (.fleece/base.tar.gz), your file, and the new render. Your edits stay,
+    (.fleece/base.tar.bz2), your file, and the new render. Your edits stay,
     template changes arrive, real conflicts get git's <<<<<<< ======= >>>>>>>
     markers (exit 1 until resolved). src/fleece_runtime.py is replaced.
     Nothing is written outside PATH, nor through a link that leads out of it.

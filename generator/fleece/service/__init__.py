@@ -4,7 +4,7 @@
 - ``render``: the bundled template rendered in memory.
 - ``generated``: headers of generator-owned files (version and digest).
 - ``new``: `fleece new`, all or nothing.
-- ``base``: the pristine base, ``.fleece/base.tar.gz``.
+- ``base``: the pristine base, ``.fleece/base.tar.bz2``.
 - ``worktree``: the service's files as update and check see them (links, line
   endings from ``eol``).
 - ``merge``: three-way merge of one file; ``conflicts``: the blocks it leaves.

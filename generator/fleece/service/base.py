@@ -1,12 +1,15 @@
 """The pristine base: what fleece rendered last time, the ancestor of update's merge.
 
-It lives in the service as one compressed archive, ``.fleece/base.tar.gz``:
+It lives in the service as one compressed archive, ``.fleece/base.tar.bz2``:
 the files of the last render (those update merges), byte for byte. Being
 compressed, no editor, search-and-replace or formatter reaches into it, so a
 rename across the project cannot also rename it and turn the user's edit into
 "what fleece rendered" (docs/update.md weighs this against the alternatives).
 The archive is deterministic (sorted entries, fixed times and modes), so two
-branches that update to the same render hold the same bytes.
+branches that update to the same render hold the same bytes. It is compressed
+with bzip2, not gzip: zlib's output differs between zlib and zlib-ng (Fedora's
+system zlib, CPython 3.14's Windows and macOS builds), while libbzip2 has
+written the same bytes for decades, so two machines agree.
 
 Services made by fleece 2.0 keep the base as plain files in ``.fleece/base/``.
 Update reads them once and replaces them with the archive. Plain files can have
@@ -15,7 +18,7 @@ since the last commit that wrote ``.fleece/answers.yml`` (the last ``fleece new`
 or ``fleece update``).
 """
 
-import gzip
+import bz2
 import io
 import os
 import tarfile
@@ -64,6 +67,11 @@ class BaseProblem(Exception):
         self.message = message
 
 
+# A rendered service is kilobytes; a base past this is not fleece's, and is
+# refused before it is read into memory (a bzip2 bomb in a pull request).
+MAX_BASE_BYTES = 64 * 1024 * 1024
+
+
 def pristine(tree: Tree) -> Tree:
     """The files of a render that update merges: all but fleece's own."""
     return {
@@ -81,28 +89,29 @@ def with_base(tree: Tree) -> Tree:
 def pack_base(tree: Tree) -> bytes:
     """The archive of ``tree``: the same bytes for the same files, on any machine."""
     buffer = io.BytesIO()
-    with (
-        gzip.GzipFile(filename="", mode="wb", fileobj=buffer, mtime=0) as compressed,
-        tarfile.open(fileobj=compressed, mode="w", format=tarfile.PAX_FORMAT) as tar,
-    ):
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for path in sorted(tree):
             info = tarfile.TarInfo(path)
             info.size = len(tree[path])
             info.mode = 0o644
             info.mtime = 0
             tar.addfile(info, io.BytesIO(tree[path]))
-    return buffer.getvalue()
+    return bz2.compress(buffer.getvalue(), compresslevel=9)
 
 
 def unpack_base(data: bytes) -> Tree:
     """The files in an archive made by ``pack_base``; ValueError if it is damaged."""
     tree: Tree = {}
+    unpacked = 0
     try:
-        with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:bz2") as tar:
             for member in tar:
                 name = PurePosixPath(member.name)
                 if not member.isfile() or name.is_absolute() or ".." in name.parts:
                     raise ValueError(f"unexpected entry {member.name!r}")
+                unpacked += member.size + 512  # and its header
+                if unpacked > MAX_BASE_BYTES:
+                    raise ValueError(f"larger than {MAX_BASE_BYTES} bytes unpacked")
                 handle = tar.extractfile(member)
                 assert handle is not None  # a regular file
                 tree[name.as_posix()] = handle.read()

@@ -6,7 +6,7 @@ is committed with the service::
     .fleece/answers.yml    copier's answers file: the answers to the template's
                            questions and the fleece version that rendered it
     .fleece/settings.yml   fleece settings: the config modules it rendered
-    .fleece/base.tar.gz    the pristine render of the answers by that fleece
+    .fleece/base.tar.bz2    the pristine render of the answers by that fleece
                            version: the common ancestor of `fleece update`'s merge
                            (fleece 2.0 kept it as plain files in .fleece/base/)
     .fleece/conflicts.yml  the conflict blocks the last update wrote, until resolved
@@ -26,7 +26,7 @@ from fleece.files import atomic_write
 FLEECE_DIR = ".fleece"
 ANSWERS_FILE = f"{FLEECE_DIR}/answers.yml"
 SETTINGS_FILE = f"{FLEECE_DIR}/settings.yml"
-BASE_ARCHIVE = f"{FLEECE_DIR}/base.tar.gz"
+BASE_ARCHIVE = f"{FLEECE_DIR}/base.tar.bz2"
 LEGACY_BASE_DIR = f"{FLEECE_DIR}/base"
 CONFLICTS_FILE = f"{FLEECE_DIR}/conflicts.yml"
 JOURNAL_FILE = f"{FLEECE_DIR}/update-journal.json"

@@ -3,7 +3,7 @@
 A service holds its own pristine render (``fleece.service.base``), so update
 never needs the template version that made it:
 
-- base   = the pristine render of the last update, in ``.fleece/base.tar.gz``;
+- base   = the pristine render of the last update, in ``.fleece/base.tar.bz2``;
 - ours   = ``<path>``, the user's file;
 - theirs = the render of the recorded answers (plus ``--data``) by the
   installed fleece.
