@@ -34,7 +34,8 @@ Logging: JSON lines, request ids, bound fields, classification, retries
     RetryHandler, logme, initial_trace_and_context_binds, log
 X-Ray: subsegments sent to the daemon over UDP, without aws-xray-sdk
     trace_xray_subsegment, monkey_patch_botocore_for_xray,
-    monkey_patch_requests_for_xray, trace_http_call, get_trace_id, xray
+    monkey_patch_requests_for_xray, monkey_patch_for_xray_on_import,
+    trace_http_call, get_trace_id, xray
 Profiling: a sampled cProfile of a handler, logged as one event
     profile_handler, profiling
 Events: typed, read-only views of what invoked the function
@@ -152,6 +153,7 @@ __all__ = [  # noqa: RUF022
     "trace_xray_subsegment",
     "monkey_patch_botocore_for_xray",
     "monkey_patch_requests_for_xray",
+    "monkey_patch_for_xray_on_import",
     "trace_http_call",
     "get_trace_id",
     "xray",
@@ -1858,6 +1860,32 @@ def monkey_patch_requests_for_xray() -> None:
     Session.request = patched  # type: ignore[method-assign]
 
 
+def monkey_patch_for_xray_on_import() -> None:
+    """Trace botocore's and requests' calls, each patched once it is imported.
+
+    A library already imported is patched at once; one imported later is
+    patched as its import ends, so a function that never imports it does not
+    pay for its import (botocore's client costs about 100 ms of a cold
+    start). Then, as with `monkey_patch_botocore_for_xray` and
+    `monkey_patch_requests_for_xray`, every AWS call is an ``aws``
+    subsegment and every request a ``remote`` one. Calling it again changes
+    nothing; a library that is never installed is never patched.
+    """
+    pending: dict[str, Callable[[], None]] = {}
+    for module, patch in _XRAY_PATCHES:
+        if module in sys.modules:
+            patch()
+        else:
+            pending[module] = patch
+    if not pending:
+        return
+    for finder in sys.meta_path:
+        if isinstance(finder, _PatchOnImport):
+            finder.pending.update(pending)
+            return
+    sys.meta_path.insert(0, _PatchOnImport(pending))
+
+
 def trace_http_call(method: str, url: str) -> HttpCallTrace:
     """A context manager recording one HTTP call as an X-Ray ``remote`` subsegment.
 
@@ -2282,6 +2310,50 @@ def _header_parts(header: str) -> dict[str, str]:
     return dict(part.strip().partition("=")[::2] for part in header.split(";"))
 
 
+_XRAY_PATCHES = (
+    ("botocore.client", monkey_patch_botocore_for_xray),
+    ("requests", monkey_patch_requests_for_xray),
+)
+
+
+class _PatchOnImport:
+    """A ``sys.meta_path`` finder: patches a library for X-Ray as its import ends."""
+
+    def __init__(self, pending: dict[str, Callable[[], None]]) -> None:
+        self.pending = pending
+
+    def find_spec(self, name: str, path: Any, target: Any = None) -> Any:
+        patch = self.pending.pop(name, None)
+        if patch is None:  # once every library is patched, one dict lookup
+            return None
+        import importlib.util
+
+        spec = importlib.util.find_spec(name)  # the other finders' answer
+        if spec is not None and spec.loader is not None:
+            loader: Any = _PatchingLoader(spec.loader, patch)
+            spec.loader = loader
+        return spec
+
+
+class _PatchingLoader:
+    """A module's own loader, then the patch; everything else is the loader's."""
+
+    def __init__(self, loader: Any, patch: Callable[[], None]) -> None:
+        self.loader = loader
+        self.patch = patch
+
+    def create_module(self, spec: Any) -> Any:
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module: Any) -> None:
+        self.loader.exec_module(module)
+        module.__spec__.loader = module.__loader__ = self.loader  # as if never here
+        self.patch()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.loader, name)
+
+
 class _XRayNamespace:
     """X-Ray tracing, as ``from fleece_runtime import xray`` (was ``fleece.xray``)."""
 
@@ -2290,6 +2362,7 @@ class _XRayNamespace:
     in_current_context = staticmethod(in_current_context)
     monkey_patch_botocore_for_xray = staticmethod(monkey_patch_botocore_for_xray)
     monkey_patch_requests_for_xray = staticmethod(monkey_patch_requests_for_xray)
+    monkey_patch_for_xray_on_import = staticmethod(monkey_patch_for_xray_on_import)
     trace_http_call = staticmethod(trace_http_call)
     HttpCallTrace = HttpCallTrace
     get_trace_id = staticmethod(get_trace_id)
