@@ -16,15 +16,7 @@ from fleece.build.bytecode import Interpreter, find_interpreter
 from fleece.cli import main
 from fleece.service.new import NewService, create_service
 from tests.builds.build_support import Fleece, IndexServer, MakeService
-from tests.venvs import create_environment, pip_install
-from tests.wheelhouse import (
-    SAM_LOCK,
-    is_complete,
-    sam_folder,
-    sam_wanted,
-    targets_folder,
-    targets_wanted,
-)
+from tests.wheelhouse import is_complete, targets_folder, targets_wanted
 
 
 @pytest.fixture(scope="session")
@@ -49,22 +41,6 @@ def python312(tmp_path_factory: pytest.TempPathFactory) -> Interpreter:
             "in pyenv or among uv's Pythons (uv python install 3.12)"
         )
     return found
-
-
-@pytest.fixture(scope="session")
-def sam(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The ``sam`` command of an environment of its own, installed offline."""
-    if not is_complete(sam_folder(), sam_wanted()):
-        pytest.fail(
-            f"the SAM tests install from the wheels in {sam_folder()}: run "
-            "`python tests/wheelhouse.py` first (it needs PyPI)"
-        )
-    python = create_environment(tmp_path_factory.mktemp("sam") / "venv")
-    installed = pip_install(
-        python, "--no-deps", "-r", str(SAM_LOCK), find_links=(sam_folder(),)
-    )
-    assert installed.returncode == 0, installed.stdout + installed.stderr
-    return python.parent / "sam"
 
 
 @pytest.fixture
