@@ -51,20 +51,26 @@ def deployed(sam: Path) -> Callable[..., dict[str, Any]]:
         parameters: dict[str, str] | None = None, **answers: str
     ) -> dict[str, Any]:
         tree = render(load_template("service"), {"project_name": "orders", **answers})
-        given = json.dumps(parameters or {})
-        result = subprocess.run(
-            [str(sam.parent / "python"), "-c", _TRANSFORM, given],
-            input=tree["template.yaml"].decode(),
-            capture_output=True,
-            text=True,
-            env=offline_environ(AWS_DEFAULT_REGION="us-east-1"),
-            timeout=120,
-        )
-        assert result.returncode == 0, result.stderr
-        resources: dict[str, Any] = json.loads(result.stdout)["Resources"]
-        return resources
+        return _transformed(sam, tree["template.yaml"].decode(), parameters or {})
 
     return transform
+
+
+def _transformed(
+    sam: Path, template: str, parameters: dict[str, str]
+) -> dict[str, Any]:
+    """The resources of ``template`` as the SAM transform turns it into CloudFormation's."""
+    result = subprocess.run(
+        [str(sam.parent / "python"), "-c", _TRANSFORM, json.dumps(parameters)],
+        input=template,
+        capture_output=True,
+        text=True,
+        env=offline_environ(AWS_DEFAULT_REGION="us-east-1"),
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    resources: dict[str, Any] = json.loads(result.stdout)["Resources"]
+    return resources
 
 
 def _shared_settings(tree_text: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -114,9 +120,12 @@ def test_every_resource_that_takes_tags_carries_the_stage_and_service(
     tagged = {
         name: _tags(resource)
         for name, resource in resources.items()
-        if resource["Type"] != "AWS::Lambda::Permission"
+        # SAM tags neither the API's permission to call the function nor the
+        # queue's event source mapping (its SQS event takes no tags).
+        if resource["Type"]
+        not in ("AWS::Lambda::Permission", "AWS::Lambda::EventSourceMapping")
     }
-    assert len(tagged) == (3 if api_style == "none" else 6)
+    assert len(tagged) == (3 if api_style == "none" else 8)
     for name, tags in tagged.items():
         assert tags["stage"] == {"Ref": "Stage"}, name
         assert tags["service"] == "orders", name
@@ -212,3 +221,63 @@ def test_the_http_api_answers_cors_with_the_templates_one_setting(
             {"Ref": "AWS::NoValue"},
         ]
     }
+
+
+@pytest.mark.parametrize("api_style", ["router", "openapi"])
+def test_the_function_reads_the_http_apis_cors_origins(
+    deployed: Callable[..., dict[str, Any]], api_style: str
+) -> None:
+    resources = deployed(api_style=api_style)
+
+    variables = resources["Function"]["Properties"]["Environment"]["Variables"]
+    assert variables["CORS_ALLOW_ORIGINS"] == {"Ref": "CorsAllowOrigins"}
+
+
+def test_the_plain_handlers_example_triggers_are_correct_once_uncommented(
+    sam: Path, tmp_path: Path
+) -> None:
+    tree = render(load_template("service"), {"project_name": "orders"})
+    template = _uncommented(tree["template.yaml"].decode())
+    (tmp_path / "template.yaml").write_text(template)
+
+    validated = subprocess.run(
+        [str(sam), "validate", "--lint"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=offline_environ(AWS_DEFAULT_REGION="us-east-1"),
+        timeout=300,
+    )
+    resources = _transformed(sam, template, {})
+
+    assert validated.returncode == 0, validated.stdout + validated.stderr
+    mappings = [
+        r for r in resources.values() if r["Type"] == "AWS::Lambda::EventSourceMapping"
+    ]
+    assert [m["Properties"]["FunctionResponseTypes"] for m in mappings] == [
+        ["ReportBatchItemFailures"]
+    ]
+    assert resources["UploadsBucket"]["Properties"]["NotificationConfiguration"]
+    # SAM's implicit HTTP API, whose route sends GET and the rest to the handler.
+    assert resources["ServerlessHttpApi"]["Type"] == "AWS::ApiGatewayV2::Api"
+
+
+def _uncommented(template: str) -> str:
+    """``template`` with its commented examples uncommented, as a user would.
+
+    An example is the comment lines after a bare ``#`` line; uncommenting one
+    removes the ``# `` that follows its indentation.
+    """
+    lines: list[str] = []
+    inside = False
+    for line in template.splitlines():
+        text = line.lstrip()
+        indent = line[: len(line) - len(text)]
+        if text == "#":
+            inside = True
+        elif inside and text.startswith("# "):
+            lines.append(indent + text[2:])
+        else:
+            inside = False
+            lines.append(line)
+    return "\n".join(lines) + "\n"
