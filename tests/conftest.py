@@ -12,6 +12,7 @@ import pytest
 import requests
 from moto.server import ThreadedMotoServer
 
+from tests.runtime.runtime_servers import HttpServer
 from tests.venvs import build_fleece_wheel, create_environment, pip_install
 from tests.wheelhouse import SAM_LOCK, is_complete, sam_folder, sam_wanted
 
@@ -73,3 +74,15 @@ def sam(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     assert installed.returncode == 0, installed.stdout + installed.stderr
     return python.parent / "sam"
+
+
+@pytest.fixture
+def http_server() -> Iterator[HttpServer]:
+    """An HTTP server on 127.0.0.1, stopped after the test."""
+    server = HttpServer()
+    server.thread.start()
+    try:
+        yield server
+    finally:
+        server.httpd.shutdown()
+        server.httpd.server_close()

@@ -20,7 +20,6 @@ nothing when not, answers CORS as its HTTP API does, and passes
 import json
 import os
 import shlex
-import socket
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -32,7 +31,7 @@ import pytest
 from fleece.service.render import load_template
 from tests.new.service_ci import WORKFLOW, readme_checks, workflow_commands
 from tests.new.test_workflow import check_workflow
-from tests.runtime.runtime_servers import HttpServer
+from tests.runtime.runtime_servers import Daemon, HttpServer
 from tests.venvs import (
     create_environment,
     offline_environ,
@@ -215,39 +214,13 @@ def runtime_environments() -> dict[str, Path]:
 
 
 @pytest.fixture
-def http_server() -> Iterator[HttpServer]:
-    """An HTTP server on 127.0.0.1, stopped after the test."""
-    server = HttpServer()
-    server.thread.start()
-    try:
-        yield server
-    finally:
-        server.httpd.shutdown()
-        server.httpd.server_close()
-
-
-@pytest.fixture
-def daemon() -> Iterator[socket.socket]:
+def daemon() -> Iterator[Daemon]:
     """A UDP socket on 127.0.0.1 standing in for the X-Ray daemon."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.settimeout(0.5)
+    listener = Daemon()
     try:
-        yield sock
+        yield listener
     finally:
-        sock.close()
-
-
-def _documents(sock: socket.socket) -> list[dict[str, object]]:
-    documents: list[dict[str, object]] = []
-    while True:
-        try:
-            datagram = sock.recv(65536)
-        except TimeoutError:
-            return documents
-        header, _, body = datagram.partition(b"\n")
-        assert header == b'{"format": "json", "version": 1}'
-        documents.append(json.loads(body))
+        listener.sock.close()
 
 
 # --- its CI -------------------------------------------------------------------
@@ -373,30 +346,29 @@ print("patched", hasattr(BaseClient._make_api_call, "_fleece_xray"), hasattr(req
 
 
 def _invoke(
-    service: Service, daemon: socket.socket, url: str, aws: str
+    service: Service, daemon: Daemon, url: str, aws: str
 ) -> subprocess.CompletedProcess[str]:
     code = INVOCATION.format(package=service.variant.package)
-    host, port = daemon.getsockname()
     return service.run(
         str(service.python),
         "-c",
         code,
         url,
         PYTHONPATH="src",
-        AWS_XRAY_DAEMON_ADDRESS=f"{host}:{port}",
+        AWS_XRAY_DAEMON_ADDRESS=daemon.address,
         _X_AMZN_TRACE_ID=f"Root={TRACE_ID};Parent={LAMBDA_SEGMENT_ID};Sampled=1",
         AWS_ENDPOINT_URL=aws,
     )
 
 
 def test_a_traced_invocation_sends_its_subsegments(
-    traced: Service, daemon: socket.socket, http_server: HttpServer, aws: str
+    traced: Service, daemon: Daemon, http_server: HttpServer, aws: str
 ) -> None:
     invoked = _invoke(traced, daemon, http_server.url, aws)
 
     assert invoked.returncode == 0, invoked.stdout + invoked.stderr
     assert "patched True True" in invoked.stdout
-    documents = _documents(daemon)
+    documents = daemon.completed()
     names = {document["name"]: document for document in documents}
     handler = names["handler"]
     assert handler["parent_id"] == LAMBDA_SEGMENT_ID
@@ -408,13 +380,13 @@ def test_a_traced_invocation_sends_its_subsegments(
 
 
 def test_an_untraced_service_patches_nothing_and_sends_nothing(
-    untraced: Service, daemon: socket.socket, http_server: HttpServer, aws: str
+    untraced: Service, daemon: Daemon, http_server: HttpServer, aws: str
 ) -> None:
     invoked = _invoke(untraced, daemon, http_server.url, aws)
 
     assert invoked.returncode == 0, invoked.stdout + invoked.stderr
     assert "patched False False" in invoked.stdout
-    assert _documents(daemon) == []
+    assert daemon.datagrams() == []
 
 
 # --- CORS ---------------------------------------------------------------------

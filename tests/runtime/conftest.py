@@ -21,7 +21,6 @@ from tests.runtime.runtime_servers import (
     LAMBDA_SEGMENT_ID,
     TRACE_ID,
     Daemon,
-    HttpServer,
 )
 
 RUNTIME_DIR = Path(__file__).resolve().parents[2] / "runtime_stub"
@@ -69,18 +68,6 @@ def stream() -> io.StringIO:
     out = io.StringIO()
     fleece_runtime.setup_root_logger(stream=out)
     return out
-
-
-@pytest.fixture
-def http_server() -> Iterator[HttpServer]:
-    """An HTTP server on 127.0.0.1, stopped after the test."""
-    server = HttpServer()
-    server.thread.start()
-    try:
-        yield server
-    finally:
-        server.httpd.shutdown()
-        server.httpd.server_close()
 
 
 @pytest.fixture
