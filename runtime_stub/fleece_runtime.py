@@ -34,7 +34,8 @@ Logging: JSON lines, request ids, bound fields, classification, retries
     RetryHandler, logme, initial_trace_and_context_binds, log
 X-Ray: subsegments sent to the daemon over UDP, without aws-xray-sdk
     trace_xray_subsegment, monkey_patch_botocore_for_xray,
-    monkey_patch_requests_for_xray, trace_http_call, get_trace_id, xray
+    monkey_patch_requests_for_xray, monkey_patch_for_xray_on_import,
+    trace_http_call, get_trace_id, xray
 Profiling: a sampled cProfile of a handler, logged as one event
     profile_handler, profiling
 Events: typed, read-only views of what invoked the function
@@ -168,6 +169,7 @@ __all__ = [  # noqa: RUF022
     "trace_xray_subsegment",
     "monkey_patch_botocore_for_xray",
     "monkey_patch_requests_for_xray",
+    "monkey_patch_for_xray_on_import",
     "trace_http_call",
     "get_trace_id",
     "xray",
@@ -690,6 +692,9 @@ _NO_FIELDS: Mapping[str, Any] = MappingProxyType({})
 # cold_start are kept too: they say which call, not what data).
 _KEPT_FIELDS = frozenset({"classification"})
 _SCHEMAS = ("default", "1.x")
+# Where `setup_root_logger` looks for the level, first to last: the application
+# log level of Lambda's logging configuration, then the service's own setting.
+_LEVEL_VARIABLES = ("AWS_LAMBDA_LOG_LEVEL", "LOG_LEVEL")
 # JSON leaves these raw, but str.splitlines() (and some log readers) break
 # lines at them; every other non-ASCII character stays readable.
 _LINE_BREAKS = str.maketrans(
@@ -763,9 +768,15 @@ class JsonFormatter(logging.Formatter):
     ``cold_start``, ``timestamp`` with microseconds, non-ASCII characters
     escaped, and values JSON cannot hold written as their ``repr()``.
 
+    ``service`` names the service on every line, after ``event`` (in the
+    sorted keys with ``schema="1.x"``); by default it is the ``SERVICE_NAME``
+    environment variable as it is when the formatter is made, and a line has
+    no ``service`` when that is unset or empty (or ``service=""``).
+
     Either way a line is one line for every reader: besides the escapes of
     JSON, U+2028, U+2029 and U+0085 are escaped. A field named like a core
-    field (``timestamp``, ``level``, ``logger``, ``event``) never replaces it.
+    field (``timestamp``, ``level``, ``logger``, ``event``, and ``service``
+    when set) never replaces it.
 
     ``redact_above`` (a `Classification` or its name): for events whose
     ``classification`` is above this level, or is not a level at all, every
@@ -780,6 +791,7 @@ class JsonFormatter(logging.Formatter):
         *,
         redact_above: Classification | str | None = None,
         schema: str = "default",
+        service: str | None = None,
     ) -> None:
         super().__init__()
         level = None if redact_above is None else _classification(redact_above)
@@ -792,6 +804,7 @@ class JsonFormatter(logging.Formatter):
             raise ValueError(f"schema must be 'default' or '1.x', not {schema!r}")
         self.redact_above = level
         self.schema = schema
+        self.service = os.environ.get("SERVICE_NAME") if service is None else service
         self._standard = _record_attributes()
         # A record with more attributes than a bare one carries fields.
         self._standard_count = len(self._standard) - 3
@@ -885,6 +898,8 @@ class JsonFormatter(logging.Formatter):
                 "logger": record.name,
                 "event": text,
             }
+            if self.service:
+                line["service"] = self.service
             if event.ids:
                 line.update(event.ids)
             if bound:
@@ -896,6 +911,8 @@ class JsonFormatter(logging.Formatter):
                 line["level"] = record.levelname
                 line["logger"] = record.name
                 line["event"] = text
+                if self.service:
+                    line["service"] = self.service
         if classification is not None:
             line["classification"] = classification
         if event.exception:
@@ -929,6 +946,8 @@ class JsonFormatter(logging.Formatter):
             line["lambda.request_id"] = ids["lambda_request_id"]
         line["level"] = record.levelname.lower()
         line["logger"] = record.name
+        if self.service:
+            line["service"] = self.service
         created = datetime.fromtimestamp(record.created, UTC)
         line["timestamp"] = created.isoformat().replace("+00:00", "Z")
         return line
@@ -1329,10 +1348,19 @@ def setup_root_logger(
 ) -> logging.Handler:
     """Send every log record of the process to ``stream`` as JSON lines.
 
-    Removes the root logger's handlers (on Lambda, the runtime's plain-text
-    one) and installs a single stream handler with a `JsonFormatter`, so
-    records of plain `logging` loggers and of libraries come out as JSON
-    too. ``stream`` defaults to the current ``sys.stdout``. Returns the handler.
+    Removes the root logger's handlers (on Lambda, the runtime's own, which
+    would wrap each line in a JSON object of its own when the function's log
+    format is JSON) and installs a single stream handler with a
+    `JsonFormatter`, so records of plain `logging` loggers and of libraries
+    come out as JSON too. ``stream`` defaults to the current ``sys.stdout``.
+    Returns the handler.
+
+    The root logger's level is the first of: ``AWS_LAMBDA_LOG_LEVEL`` (the
+    application log level of Lambda's logging configuration; ``TRACE`` is
+    DEBUG, ``WARN`` WARNING, ``FATAL`` CRITICAL), ``LOG_LEVEL``, then
+    ``level``. Level names are read in any case; a variable that names no
+    level is skipped, and a WARNING line says so. Every line carries
+    ``service`` when ``SERVICE_NAME`` is set (see `JsonFormatter`).
 
     ``redact_above`` and ``schema`` are the formatter's: ``schema="1.x"``
     writes fleece 1.x's line (see `JsonFormatter`). This formatter also
@@ -1348,8 +1376,18 @@ def setup_root_logger(
     handler = logging.StreamHandler(sys.stdout if stream is None else stream)
     handler.setFormatter(formatter)
     root.addHandler(handler)
-    root.setLevel(level)
     _line_formatter = formatter
+    chosen, ignored = _configured_level(level)
+    root.setLevel(chosen)
+    for variable, value in ignored:
+        logging.getLogger(__name__).warning(
+            "log_level_ignored",
+            extra={
+                "variable": variable,
+                "value": value,
+                "used": logging.getLevelName(root.level),
+            },
+        )
     return handler
 
 
@@ -1668,6 +1706,24 @@ def _refuse_structlog(**arguments: object) -> None:
             )
 
 
+def _configured_level(
+    level: int | str,
+) -> tuple[int | str, list[tuple[str, str]]]:
+    """The root level the environment asks for, else ``level``; the values skipped."""
+    ignored: list[tuple[str, str]] = []
+    names = logging.getLevelNamesMapping()  # WARN and FATAL too, as Lambda's
+    names["TRACE"] = logging.DEBUG  # Lambda's finest level; Python has none
+    for variable in _LEVEL_VARIABLES:
+        value = os.environ.get(variable, "").strip()
+        if not value:
+            continue
+        named = names.get(value.upper())
+        if named is not None:
+            return named, ignored
+        ignored.append((variable, value))
+    return level, ignored
+
+
 def _start_invocation(
     args: tuple[object, ...], kwargs: Mapping[str, object]
 ) -> tuple[contextvars.Token[Any], contextvars.Token[Any], contextvars.Token[Any]]:
@@ -1891,6 +1947,32 @@ def monkey_patch_requests_for_xray() -> None:
     vars(traced)["_fleece_xray"] = True
     patched: Any = traced
     Session.request = patched  # type: ignore[method-assign]
+
+
+def monkey_patch_for_xray_on_import() -> None:
+    """Trace botocore's and requests' calls, each patched once it is imported.
+
+    A library already imported is patched at once; one imported later is
+    patched as its import ends, so a function that never imports it does not
+    pay for its import (botocore's client costs about 100 ms of a cold
+    start). Then, as with `monkey_patch_botocore_for_xray` and
+    `monkey_patch_requests_for_xray`, every AWS call is an ``aws``
+    subsegment and every request a ``remote`` one. Calling it again changes
+    nothing; a library that is never installed is never patched.
+    """
+    pending: dict[str, Callable[[], None]] = {}
+    for module, patch in _XRAY_PATCHES:
+        if module in sys.modules:
+            patch()
+        else:
+            pending[module] = patch
+    if not pending:
+        return
+    for finder in sys.meta_path:
+        if isinstance(finder, _PatchOnImport):
+            finder.pending.update(pending)
+            return
+    sys.meta_path.insert(0, _PatchOnImport(pending))
 
 
 def trace_http_call(method: str, url: str) -> HttpCallTrace:
@@ -2317,6 +2399,50 @@ def _header_parts(header: str) -> dict[str, str]:
     return dict(part.strip().partition("=")[::2] for part in header.split(";"))
 
 
+_XRAY_PATCHES = (
+    ("botocore.client", monkey_patch_botocore_for_xray),
+    ("requests", monkey_patch_requests_for_xray),
+)
+
+
+class _PatchOnImport:
+    """A ``sys.meta_path`` finder: patches a library for X-Ray as its import ends."""
+
+    def __init__(self, pending: dict[str, Callable[[], None]]) -> None:
+        self.pending = pending
+
+    def find_spec(self, name: str, path: Any, target: Any = None) -> Any:
+        patch = self.pending.pop(name, None)
+        if patch is None:  # once every library is patched, one dict lookup
+            return None
+        import importlib.util
+
+        spec = importlib.util.find_spec(name)  # the other finders' answer
+        if spec is not None and spec.loader is not None:
+            loader: Any = _PatchingLoader(spec.loader, patch)
+            spec.loader = loader
+        return spec
+
+
+class _PatchingLoader:
+    """A module's own loader, then the patch; everything else is the loader's."""
+
+    def __init__(self, loader: Any, patch: Callable[[], None]) -> None:
+        self.loader = loader
+        self.patch = patch
+
+    def create_module(self, spec: Any) -> Any:
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module: Any) -> None:
+        self.loader.exec_module(module)
+        module.__spec__.loader = module.__loader__ = self.loader  # as if never here
+        self.patch()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.loader, name)
+
+
 class _XRayNamespace:
     """X-Ray tracing, as ``from fleece_runtime import xray`` (was ``fleece.xray``)."""
 
@@ -2325,6 +2451,7 @@ class _XRayNamespace:
     in_current_context = staticmethod(in_current_context)
     monkey_patch_botocore_for_xray = staticmethod(monkey_patch_botocore_for_xray)
     monkey_patch_requests_for_xray = staticmethod(monkey_patch_requests_for_xray)
+    monkey_patch_for_xray_on_import = staticmethod(monkey_patch_for_xray_on_import)
     trace_http_call = staticmethod(trace_http_call)
     HttpCallTrace = HttpCallTrace
     get_trace_id = staticmethod(get_trace_id)

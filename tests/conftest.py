@@ -12,7 +12,9 @@ import pytest
 import requests
 from moto.server import ThreadedMotoServer
 
-from tests.venvs import build_fleece_wheel
+from tests.runtime.runtime_servers import HttpServer
+from tests.venvs import build_fleece_wheel, create_environment, pip_install
+from tests.wheelhouse import SAM_LOCK, is_complete, sam_folder, sam_wanted
 
 AWS_REGION = "us-east-1"
 
@@ -56,3 +58,31 @@ def aws(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
 def fleece_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """fleece's wheel, built once per test session from this checkout."""
     return build_fleece_wheel(tmp_path_factory.mktemp("fleece-wheel"))
+
+
+@pytest.fixture(scope="session")
+def sam(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The ``sam`` command of an environment of its own, installed offline."""
+    if not is_complete(sam_folder(), sam_wanted()):
+        pytest.fail(
+            f"the SAM tests install from the wheels in {sam_folder()}: run "
+            "`python tests/wheelhouse.py` first (it needs PyPI)"
+        )
+    python = create_environment(tmp_path_factory.mktemp("sam") / "venv")
+    installed = pip_install(
+        python, "--no-deps", "-r", str(SAM_LOCK), find_links=(sam_folder(),)
+    )
+    assert installed.returncode == 0, installed.stdout + installed.stderr
+    return python.parent / "sam"
+
+
+@pytest.fixture
+def http_server() -> Iterator[HttpServer]:
+    """An HTTP server on 127.0.0.1, stopped after the test."""
+    server = HttpServer()
+    server.thread.start()
+    try:
+        yield server
+    finally:
+        server.httpd.shutdown()
+        server.httpd.server_close()

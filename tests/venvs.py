@@ -14,18 +14,42 @@ from pathlib import Path
 
 import pytest
 
-from tests.wheelhouse import DEV_LOCK, host_folder, host_wanted, is_complete
+from tests.wheelhouse import (
+    DEV_LOCK,
+    host_folder,
+    host_wanted,
+    is_complete,
+    runtime_folder,
+    runtime_interpreter,
+    runtime_wanted,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def host_wheelhouse() -> Path:
     """The host wheelhouse; the test fails, saying how to fetch it, when absent."""
-    folder = host_folder()
-    if not is_complete(folder, host_wanted()):
+    return _complete(host_folder(), host_wanted(), "this Python")
+
+
+def runtime_wheelhouse(python: str) -> Path:
+    """The wheelhouse of Python ``python`` ("3.13"); the test fails when absent."""
+    return _complete(runtime_folder(python), runtime_wanted(python), f"Python {python}")
+
+
+def runtime_python(python: str) -> Path:
+    """The CPython ``python`` ("3.13") of this machine; the test fails without one."""
+    interpreter = runtime_interpreter(python)
+    if interpreter is None:
+        pytest.fail(f"this test runs Python {python}: install it (pyenv, uv) first")
+    return interpreter
+
+
+def _complete(folder: Path, wanted: dict[str, object], python: str) -> Path:
+    if not is_complete(folder, wanted):
         pytest.fail(
             f"this test installs from the wheels in {folder}, made for {DEV_LOCK.name} "
-            "and this Python: run `python tests/wheelhouse.py` first (it needs PyPI)"
+            f"and {python}: run `python tests/wheelhouse.py` first (it needs PyPI)"
         )
     return folder
 
@@ -43,9 +67,16 @@ def offline_environ(**extra: str) -> dict[str, str]:
     return env
 
 
-def create_environment(folder: Path) -> Path:
-    """A fresh virtual environment with pip and nothing else; its python."""
-    venv.EnvBuilder(with_pip=True, clear=True).create(folder)
+def create_environment(folder: Path, python: Path | None = None) -> Path:
+    """A fresh virtual environment with pip and nothing else; its python.
+
+    Made by this interpreter, or by ``python`` (another CPython) when given.
+    """
+    if python is None:
+        venv.EnvBuilder(with_pip=True, clear=True).create(folder)
+    else:
+        command = [str(python), "-m", "venv", "--clear", str(folder)]
+        subprocess.run(command, check=True, env=offline_environ(), timeout=300)
     return folder / "bin" / "python"
 
 
@@ -54,13 +85,15 @@ def pip_install(
     *requirements: str,
     cwd: Path | None = None,
     find_links: tuple[Path, ...] = (),
+    wheelhouse: Path | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """``pip install REQUIREMENTS`` into ``python``'s environment, offline.
 
-    Packages come from the host wheelhouse and the ``find_links`` folders only.
+    Packages come from the ``wheelhouse`` (the host's unless given) and the
+    ``find_links`` folders only.
     """
     command = [str(python), "-m", "pip", "install", "--quiet", "--no-index"]
-    for folder in (host_wheelhouse(), *find_links):
+    for folder in (wheelhouse or host_wheelhouse(), *find_links):
         command += ["--find-links", str(folder)]
     command += requirements
     return subprocess.run(

@@ -21,6 +21,10 @@ second run with the same pins returns at once:
 ``FOLDER/sam``
     Wheels of ``locks/sam.txt`` for this interpreter: the AWS SAM CLI, which
     the tests install offline into an environment of its own.
+``FOLDER/python3.12``, ``FOLDER/python3.13``
+    Wheels of ``locks/dev.txt`` for the CPython of a Lambda runtime a service
+    may choose (found as ``fleece build`` finds it: PATH, pyenv, uv): the
+    tests run each generated service's own tests on its runtime's Python.
 """
 
 import hashlib
@@ -76,6 +80,8 @@ OPENAPI_PINS = [
     "urllib3==2.8.0",
     "werkzeug==3.1.9",
 ]
+# The Lambda runtimes whose Python runs the generated services' tests.
+RUNTIME_PYTHONS = ("3.12", "3.13")
 _X86_64_TAGS = [f"manylinux_2_{minor}_x86_64" for minor in range(34, 16, -1)]
 TARGET_PLATFORMS = {
     "x86_64": ["manylinux_2_17_x86_64", "manylinux2014_x86_64"],
@@ -104,6 +110,20 @@ def sam_folder(root: Path | None = None) -> Path:
     return (root or wheelhouse_folder()) / "sam"
 
 
+def runtime_folder(python: str, root: Path | None = None) -> Path:
+    return (root or wheelhouse_folder()) / f"python{python}"
+
+
+def runtime_interpreter(python: str) -> Path | None:
+    """The CPython ``python`` ("3.13") on this machine, or None."""
+    from fleece.build.bytecode import find_interpreter
+
+    memo = wheelhouse_folder() / "interpreters.json"
+    memo.parent.mkdir(parents=True, exist_ok=True)
+    found = find_interpreter(python, memo)
+    return None if found is None else Path(found.path)
+
+
 def targets_wanted() -> dict[str, object]:
     return {
         "pinned": TARGET_PINS,
@@ -125,10 +145,18 @@ def sam_wanted() -> dict[str, object]:
     return _lock_wanted(SAM_LOCK)
 
 
-def _lock_wanted(lock: Path) -> dict[str, object]:
+def runtime_wanted(python: str) -> dict[str, object]:
+    return _lock_wanted(DEV_LOCK, python)
+
+
+def _lock_wanted(lock: Path, python: str | None = None) -> dict[str, object]:
     return {
         "lock": hashlib.sha256(lock.read_bytes()).hexdigest(),
-        "python": sys.version_info[:2],
+        "python": (
+            [int(part) for part in python.split(".")]
+            if python
+            else sys.version_info[:2]
+        ),
         "platform": sys.platform,
     }
 
@@ -143,8 +171,8 @@ def is_complete(folder: Path, wanted: dict[str, object]) -> bool:
     return stamp.is_file() and stamp.read_text(encoding="utf-8") == _digest(wanted)
 
 
-def _pip(*args: str) -> None:
-    command = [sys.executable, "-m", "pip", *args]
+def _pip(*args: str, python: Path | str = sys.executable) -> None:
+    command = [str(python), "-m", "pip", *args]
     subprocess.run(command, check=True)
 
 
@@ -190,7 +218,16 @@ def fetch_sam(folder: Path) -> None:
     _fetch_lock(folder, SAM_LOCK, sam_wanted())
 
 
-def _fetch_lock(folder: Path, lock: Path, wanted: dict[str, object]) -> None:
+def fetch_runtime(folder: Path, python: str, interpreter: Path) -> None:
+    _fetch_lock(folder, DEV_LOCK, runtime_wanted(python), interpreter)
+
+
+def _fetch_lock(
+    folder: Path,
+    lock: Path,
+    wanted: dict[str, object],
+    python: Path | str = sys.executable,
+) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     # `pip wheel` rather than `download`: a package published only as an sdist
     # is built once here, so that installing from the folder needs no backend.
@@ -204,6 +241,7 @@ def _fetch_lock(folder: Path, lock: Path, wanted: dict[str, object]) -> None:
         str(folder),
         "-r",
         str(lock),
+        python=python,
     )
     (folder / STAMP).write_text(_digest(wanted), encoding="utf-8")
 
@@ -220,6 +258,16 @@ def main(argv: list[str]) -> int:
             print(f"wheelhouse {folder} is complete")
         else:
             fetch(folder)
+            print(f"wheelhouse {folder} is ready")
+    for python in RUNTIME_PYTHONS:
+        folder, wanted = runtime_folder(python, root), runtime_wanted(python)
+        interpreter = runtime_interpreter(python)
+        if interpreter is None:
+            print(f"no Python {python} here: the tests that need it will fail")
+        elif is_complete(folder, wanted):
+            print(f"wheelhouse {folder} is complete")
+        else:
+            fetch_runtime(folder, python, interpreter)
             print(f"wheelhouse {folder} is ready")
     return 0
 

@@ -34,35 +34,12 @@ from tests.builds.build_support import (
     contents,
     zip_of,
 )
-from tests.venvs import create_environment, offline_environ, pip_install
-from tests.wheelhouse import (
-    SAM_LOCK,
-    is_complete,
-    openapi_folder,
-    openapi_wanted,
-    sam_folder,
-    sam_wanted,
-)
+from tests.venvs import offline_environ
+from tests.wheelhouse import is_complete, openapi_folder, openapi_wanted
 
 pytestmark = pytest.mark.slow
 
 SAM_FILES = ("Makefile", "samconfig.toml")
-
-
-@pytest.fixture(scope="session")
-def sam(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The ``sam`` command of an environment of its own, installed offline."""
-    if not is_complete(sam_folder(), sam_wanted()):
-        pytest.fail(
-            f"the SAM tests install from the wheels in {sam_folder()}: run "
-            "`python tests/wheelhouse.py` first (it needs PyPI)"
-        )
-    python = create_environment(tmp_path_factory.mktemp("sam") / "venv")
-    installed = pip_install(
-        python, "--no-deps", "-r", str(SAM_LOCK), find_links=(sam_folder(),)
-    )
-    assert installed.returncode == 0, installed.stdout + installed.stderr
-    return python.parent / "sam"
 
 
 @pytest.fixture

@@ -103,10 +103,15 @@ print(json.dumps({"took": time.monotonic() - start, "error": outcome}))
 
 
 def load_against(
-    endpoint: str, folder: Path, arguments: str, remaining: int = 0, **env: str
+    endpoint: str,
+    folder: Path,
+    arguments: str,
+    remaining: int = 0,
+    code: str = LOAD,
+    **env: str,
 ) -> dict[str, Any]:
     """Call load_config(ARGUMENTS) in a fresh process whose KMS is ``endpoint``."""
-    code = LOAD.replace("ARGUMENTS", arguments).replace("REMAINING", str(remaining))
+    code = code.replace("ARGUMENTS", arguments).replace("REMAINING", str(remaining))
     result = subprocess.run(
         [sys.executable, "-c", code],
         cwd=folder,
@@ -139,6 +144,41 @@ def test_the_deadline_falls_before_the_end_of_the_invocation(module: Path) -> No
         outcome = load_against(kms.url, module, "Context()", remaining=1200)
     assert "KMS did not answer within 0.7 s" in outcome["error"]
     assert outcome["took"] < 1.2  # the function's own timeout would come here
+
+
+def test_the_generated_code_s_call_is_bounded_by_the_running_invocation(
+    module: Path,
+) -> None:
+    # The services' code calls load_config(current_lambda_context()) far from
+    # the handler; the decorated handler (or Router.resolve) made it current.
+    (module / "fleece_runtime.py").write_bytes(
+        (runtime_stub_dir() / "fleece_runtime.py").read_bytes()
+    )
+    arguments = "fleece_runtime.current_lambda_context()"
+    code = LOAD.replace(
+        "start = time.monotonic()",
+        "import fleece_runtime\n"
+        "fleece_runtime.lambda_invocation(Context()).__enter__()\n"
+        "start = time.monotonic()",
+    )
+    with SilentServer() as kms:
+        outcome = load_against(kms.url, module, arguments, remaining=1200, code=code)
+    assert "KMS did not answer within 0.7 s" in outcome["error"]
+    assert outcome["took"] < 1.2
+
+
+def test_the_service_template_gives_load_config_the_invocation() -> None:
+    template = Path(__file__).parents[2] / "templates" / "service" / "project"
+    calls = [
+        line.strip()
+        for path in template.rglob("*.jinja")
+        for line in path.read_text().splitlines()
+        if "load_config(" in line and "def load_config" not in line
+    ]
+    code_calls = [call for call in calls if call.startswith("greeting =")]
+    assert code_calls and all(
+        "load_config(current_lambda_context())" in call for call in code_calls
+    ), code_calls
 
 
 def test_the_default_deadline_comes_from_the_environment(module: Path) -> None:

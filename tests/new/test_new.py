@@ -17,9 +17,11 @@ RunFleece = Callable[..., subprocess.CompletedProcess[str]]
 
 EXPECTED_FILES = {
     ".fleece/answers.yml",
+    ".github/workflows/ci.yml",
     ".gitattributes",
     ".gitignore",
     "README.md",
+    "Makefile",
     "config.yml",
     "environments.yml",
     "events/apigw_http_v2.json",
@@ -27,6 +29,7 @@ EXPECTED_FILES = {
     "events/s3_put.json",
     "events/sqs_receive.json",
     "pyproject.toml",
+    "samconfig.toml",
     "src/demo/__init__.py",
     "src/demo/handler.py",
     "src/fleece_config.py",
@@ -292,6 +295,8 @@ def test_version_names_fleece(workdir: Path, run_fleece: RunFleece) -> None:
 
 
 def _function_properties(template_text: str) -> dict[str, Any]:
+    """The function's properties, with those of Globals under them, as SAM reads them."""
+
     class _Loader(yaml.SafeLoader):
         pass
 
@@ -300,8 +305,9 @@ def _function_properties(template_text: str) -> dict[str, Any]:
 
     _Loader.add_multi_constructor("!", _tag)
     template = yaml.load(template_text, Loader=_Loader)
-    properties: dict[str, Any] = template["Resources"]["Function"]["Properties"]
-    return properties
+    shared = template.get("Globals", {}).get("Function", {})
+    own = template["Resources"]["Function"]["Properties"]
+    return {**shared, **own}
 
 
 def test_debug_after_the_subcommand_belongs_to_the_command(

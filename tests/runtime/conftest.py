@@ -22,7 +22,6 @@ from tests.runtime.runtime_servers import (
     LAMBDA_SEGMENT_ID,
     TRACE_ID,
     Daemon,
-    HttpServer,
 )
 
 RUNTIME_DIR = Path(__file__).resolve().parents[2] / "runtime_stub"
@@ -53,6 +52,10 @@ def clean_runtime(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         botocore.client.BaseClient._make_api_call,
     )
     monkeypatch.setattr(requests.Session, "request", requests.Session.request)
+    # The variables a Lambda environment sets: each test sets its own.
+    for name in ("AWS_LAMBDA_LOG_LEVEL", "LOG_LEVEL", "SERVICE_NAME"):
+        monkeypatch.delenv(name, raising=False)
+    fleece_runtime._default_line_formatter.cache_clear()
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
     yield
@@ -60,6 +63,7 @@ def clean_runtime(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         fleece_runtime._shared_session.close()
     root.handlers[:] = handlers
     root.setLevel(level)
+    fleece_runtime._default_line_formatter.cache_clear()
 
 
 @pytest.fixture
@@ -68,18 +72,6 @@ def stream() -> io.StringIO:
     out = io.StringIO()
     fleece_runtime.setup_root_logger(stream=out)
     return out
-
-
-@pytest.fixture
-def http_server() -> Iterator[HttpServer]:
-    """An HTTP server on 127.0.0.1, stopped after the test."""
-    server = HttpServer()
-    server.thread.start()
-    try:
-        yield server
-    finally:
-        server.httpd.shutdown()
-        server.httpd.server_close()
 
 
 @pytest.fixture

@@ -78,6 +78,154 @@ def test_default_level_is_info(stream: io.StringIO) -> None:
     assert [json.loads(line)["event"] for line in lines(stream)] == ["shown"]
 
 
+def _events_logged_at_every_level(level: int | str = logging.INFO) -> list[str]:
+    """Set up with ``level``, log one line per level; the events written."""
+    out = io.StringIO()
+    runtime.setup_root_logger(level, stream=out)
+    logger = runtime.get_logger("levels")
+    logger.debug("debug")
+    logger.info("info")
+    logger.warning("warning")
+    logger.error("error")
+    logger.critical("critical")
+    return [json.loads(line)["event"] for line in out.getvalue().splitlines()]
+
+
+def test_the_argument_sets_the_level_when_no_variable_does() -> None:
+    assert _events_logged_at_every_level("ERROR") == ["error", "critical"]
+
+
+def test_log_level_wins_over_the_argument(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LOG_LEVEL", "DEBUG")
+
+    assert _events_logged_at_every_level(logging.ERROR)[:2] == ["debug", "info"]
+
+
+def test_lambda_log_level_wins_over_log_level(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_LAMBDA_LOG_LEVEL", "ERROR")
+    monkeypatch.setenv("LOG_LEVEL", "DEBUG")
+
+    assert _events_logged_at_every_level() == ["error", "critical"]
+
+
+@pytest.mark.parametrize(
+    ("name", "first"),
+    [
+        ("TRACE", "debug"),
+        ("DEBUG", "debug"),
+        ("INFO", "info"),
+        ("WARN", "warning"),
+        ("ERROR", "error"),
+        ("FATAL", "critical"),
+    ],
+)
+def test_lambda_level_names_map_to_python_levels(
+    monkeypatch: pytest.MonkeyPatch, name: str, first: str
+) -> None:
+    monkeypatch.setenv("AWS_LAMBDA_LOG_LEVEL", name)
+
+    assert _events_logged_at_every_level()[0] == first
+
+
+def test_level_names_are_read_in_any_case(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LOG_LEVEL", " warning ")
+
+    assert _events_logged_at_every_level(logging.DEBUG)[0] == "warning"
+
+
+def test_an_empty_variable_counts_as_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_LAMBDA_LOG_LEVEL", "")
+    monkeypatch.setenv("LOG_LEVEL", "ERROR")
+
+    assert _events_logged_at_every_level() == ["error", "critical"]
+
+
+def test_a_variable_that_names_no_level_is_skipped_and_said_so(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AWS_LAMBDA_LOG_LEVEL", "LOUD")
+    monkeypatch.setenv("LOG_LEVEL", "WARNING")
+    out = io.StringIO()
+
+    runtime.setup_root_logger(stream=out)
+    runtime.get_logger("app").info("hidden")
+
+    (warning,) = [json.loads(line) for line in lines(out)]
+    assert warning == {
+        "timestamp": "T",
+        "level": "WARNING",
+        "logger": runtime.__name__,
+        "event": "log_level_ignored",
+        "variable": "AWS_LAMBDA_LOG_LEVEL",
+        "value": "LOUD",
+        "used": "WARNING",
+    }
+
+
+@pytest.fixture
+def named(monkeypatch: pytest.MonkeyPatch) -> io.StringIO:
+    """The stream of `setup_root_logger`, called with SERVICE_NAME=orders-api."""
+    monkeypatch.setenv("SERVICE_NAME", "orders-api")
+    out = io.StringIO()
+    runtime.setup_root_logger(stream=out)
+    return out
+
+
+def test_service_name_is_on_every_line_after_the_event(named: io.StringIO) -> None:
+    runtime.bind(customer="c-1")
+    runtime.get_logger("orders").info("saved", order_id=7)
+    logging.getLogger("botocore").warning("retrying")
+    runtime.unbind("customer")
+
+    assert lines(named) == [
+        '{"timestamp": "T", "level": "INFO", "logger": "orders", "event": "saved", "service": "orders-api", "customer": "c-1", "order_id": 7}',
+        '{"timestamp": "T", "level": "WARNING", "logger": "botocore", "event": "retrying", "service": "orders-api", "customer": "c-1"}',
+    ]
+
+
+def test_a_field_named_service_does_not_replace_the_service(
+    named: io.StringIO,
+) -> None:
+    runtime.get_logger("orders").info("called", service="payments")
+
+    assert json.loads(named.getvalue())["service"] == "orders-api"
+
+
+def test_without_service_name_a_service_field_is_an_ordinary_field(
+    stream: io.StringIO,
+) -> None:
+    runtime.get_logger("orders").info("called", service="payments")
+
+    assert json.loads(stream.getvalue())["service"] == "payments"
+
+
+def test_fleece_1x_lines_carry_the_service_among_their_sorted_keys(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SERVICE_NAME", "orders-api")
+    out = io.StringIO()
+    runtime.setup_root_logger(stream=out, schema="1.x")
+
+    runtime.get_logger("orders").info("saved", zone="eu")
+
+    (line,) = out.getvalue().splitlines()
+    assert re.sub(r'"timestamp": "[^"]+"', '"timestamp": "T"', line) == (
+        '{"event": "saved", "level": "info", "logger": "orders", "service": "orders-api", "timestamp": "T", "zone": "eu"}'
+    )
+
+
+def test_a_formatter_may_name_another_service_or_none(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SERVICE_NAME", "orders-api")
+    record = logging.LogRecord("app", logging.INFO, __file__, 1, "hi", (), None)
+
+    named = json.loads(runtime.JsonFormatter(service="billing").format(record))
+    unnamed = json.loads(runtime.JsonFormatter(service="").format(record))
+
+    assert named["service"] == "billing" and "service" not in unnamed
+
+
 def test_newlines_in_values_stay_on_one_line(stream: io.StringIO) -> None:
     runtime.get_logger("x").info("two\nlines", note="a\nb")
 

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from runtime_stub import fleece_runtime as runtime
+from tests.runtime.conftest import RUNTIME_DIR
 from tests.runtime.runtime_servers import (
     LAMBDA_SEGMENT_ID,
     TRACE_ID,
@@ -439,6 +440,58 @@ def test_failed_requests_are_faults(daemon: Daemon) -> None:
     [call] = daemon.completed()
     assert call["fault"] is True
     assert call["cause"]["exceptions"][0]["type"] == "ConnectionError"
+
+
+PATCH_ON_IMPORT_SCRIPT = """
+import sys
+
+import fleece_runtime
+
+fleece_runtime.xray.monkey_patch_for_xray_on_import()
+fleece_runtime.xray.monkey_patch_for_xray_on_import()
+print("botocore.client" in sys.modules, "requests" in sys.modules)
+
+import boto3
+import requests
+
+boto3.client("s3").list_buckets()
+requests.get(URL, timeout=5)
+"""
+
+
+def test_libraries_imported_later_are_patched_as_their_import_ends(
+    daemon: Daemon, aws: str, http_server: HttpServer
+) -> None:
+    env = {**os.environ, "PYTHONPATH": str(RUNTIME_DIR)}
+
+    ran = subprocess.run(
+        [sys.executable, "-c", f"URL = {http_server.url!r}\n{PATCH_ON_IMPORT_SCRIPT}"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout == "False False\n"  # neither imported by the patch itself
+    aws_call, http_call = daemon.completed()
+    assert (aws_call["namespace"], aws_call["aws"]["operation"]) == (
+        "aws",
+        "ListBuckets",
+    )
+    assert (http_call["namespace"], http_call["name"]) == ("remote", "127.0.0.1")
+
+
+def test_libraries_already_imported_are_patched_at_once(
+    daemon: Daemon, http_server: HttpServer
+) -> None:
+    import requests
+
+    runtime.xray.monkey_patch_for_xray_on_import()
+    requests.get(http_server.url, timeout=5)
+
+    [call] = daemon.completed()
+    assert call["namespace"] == "remote"
 
 
 SDK_SCRIPT = """

@@ -84,3 +84,31 @@ def test_a_valid_hand_edit_is_rendered(old_service: Path, fleece: FleeceCli) -> 
 
     assert result.code == 0, result.stderr
     assert "MemorySize: 512" in (old_service / "template.yaml").read_text()
+
+
+def test_a_recorded_name_the_template_now_refuses_is_named_with_its_file(
+    tmp_path: Path, fleece: FleeceCli
+) -> None:
+    service = tmp_path / "svc"
+    assert fleece("new", "svc", str(service), "--defaults").code == 0
+    edit(service / ANSWERS_FILE, "package_name: svc", "package_name: six")
+    commit_all(service)
+    before = read_tree(service)
+
+    check = fleece("check", str(service))
+    refused = fleece("update", str(service))
+    unchanged = read_tree(service) == before
+    again = fleece("update", str(service), "--data", "package_name=starlette")
+    renamed = fleece("update", str(service), "--data", "package_name=orders")
+
+    assert check.code == 1
+    assert refused.code == 2 and unchanged
+    assert refused.stderr == (
+        "Error: .fleece/answers.yml: package_name=six: would shadow the module six, "
+        "which boto3 needs (used by fleece_runtime.boto3 and Lambda's Python "
+        "runtime) (correct it there, or run `fleece update --data package_name=...`)\n"
+    )
+    assert again.code == 2
+    assert again.stderr.startswith("Error: package name 'starlette' would shadow")
+    assert renamed.code == 0, renamed.stderr
+    assert (service / "src/orders/handler.py").is_file()

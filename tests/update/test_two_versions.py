@@ -211,6 +211,22 @@ def test_user_edits_survive_the_newer_template(
     _no_leftovers(service, fleece_a, fleece_b)
 
 
+def test_update_moves_the_fleece_that_the_dev_extra_installs(
+    service: Path, fleece_a: Fleece, fleece_b: Fleece
+) -> None:
+    pyproject = service / "pyproject.toml"
+    edit(pyproject, '"pytest>=8",', '"pytest>=8",\n    "hypothesis>=6",')
+    commit_all(service, "a dev tool of our own")
+
+    update = _verdicts_agree(fleece_b, service)
+
+    assert update.code == 0, update.stdout + update.stderr
+    text = pyproject.read_text()
+    assert f'"fleece=={fleece_b.version}",' in text
+    assert f"fleece=={fleece_a.version}" not in text
+    assert '"hypothesis>=6",' in text
+
+
 def test_the_older_fleece_refuses_a_service_of_the_newer_one(
     tmp_path: Path, fleece_a: Fleece, fleece_b: Fleece
 ) -> None:

@@ -10,10 +10,8 @@ temp directory, then:
 - the generator-owned ``src/fleece_runtime.py`` is added, with its header.
 """
 
-import keyword
 import os
 import re
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,6 +29,7 @@ from fleece.service.layout import (
     FLEECE_DIR,
     RUNTIME_MODULE,
 )
+from fleece.service.names import Installed, name_problem, parse_installs
 
 if TYPE_CHECKING:
     import black
@@ -47,9 +46,16 @@ TEMPLATE_VERSION_KEY = "_fleece_template_version"
 class InvalidAnswer(BadInput):
     """An answer the template does not accept; says where the answer came from."""
 
-    def __init__(self, question: str, value: Any, reason: str, source: str) -> None:
+    def __init__(
+        self,
+        question: str,
+        value: Any,
+        reason: str,
+        source: str,
+        message: str | None = None,
+    ) -> None:
         shown = str(value) if str(value).isprintable() else repr(str(value))
-        super().__init__(f"{source} {question}={shown}: {reason}")
+        super().__init__(message or f"{source} {question}={shown}: {reason}")
         self.question = question
         self.value = value
         self.shown = shown
@@ -77,6 +83,8 @@ class Template:
     questions: dict[str, Question] = field(default_factory=dict)
     # The template folder's own version (copier.yml's _fleece_template_version).
     version: str | None = None
+    # What its services install (copier.yml's _fleece_installs): names they cannot take.
+    installs: tuple[Installed, ...] = ()
 
 
 def available_templates() -> list[str]:
@@ -113,6 +121,7 @@ def load_template(name_or_path: str | Path) -> Template:
         path=path,
         questions=questions,
         version=None if version is None else str(version),
+        installs=parse_installs(raw.get("_fleece_installs"), str(path / "copier.yml")),
     )
 
 
@@ -202,7 +211,18 @@ def render(
         except (CopierError, ValueError) as error:
             raise _copier_error(str(error), answers) from None
         tree = _read_tree(out)
-    check_package_name(str(answers_of(tree).get("package_name", "")))
+    # Before formatting: a keyword as a package name would not even parse.
+    problem = name_problem(
+        answers_of(tree), [*tree, RUNTIME_MODULE, CONFIG_MODULE], template.installs
+    )
+    if problem is not None:
+        raise InvalidAnswer(
+            problem.question,
+            problem.value,
+            problem.reason,
+            "--data",
+            message=problem.message,
+        )
     if template.version is not None:
         tree[ANSWERS_FILE] = _with_template_version(
             tree.get(ANSWERS_FILE, b""), template.version
@@ -274,34 +294,6 @@ def _black_mode() -> "black.mode.Mode":
     # The oldest Python fleece runs on: black's output is then valid on every
     # Lambda runtime, and `black --check` agrees whichever Python runs it.
     return black.mode.Mode(target_versions={black.mode.TargetVersion.PY311})
-
-
-def check_package_name(name: str) -> None:
-    """Refuse a package name that Python or the service could not import."""
-    if not name:
-        return
-    how = "pass --data package_name=NAME with another name"
-    if keyword.iskeyword(name) or keyword.issoftkeyword(name):
-        raise BadInput(f"package name {name!r} is a Python keyword: {how}")
-    if name in sys.stdlib_module_names:
-        raise BadInput(
-            f"package name {name!r} would shadow the standard library module: {how}"
-        )
-    if name in _RESERVED_PACKAGES:
-        raise BadInput(
-            f"package name {name!r} would shadow {_RESERVED_PACKAGES[name]}: {how}"
-        )
-
-
-# Top-level names a service's src/ and tests already use, or Lambda provides.
-_RESERVED_PACKAGES = {
-    "fleece_runtime": "src/fleece_runtime.py",
-    "fleece_config": "src/fleece_config.py",
-    "tests": "the service's tests/ folder",
-    "boto3": "boto3, which the Lambda runtime provides",
-    "botocore": "botocore, which the Lambda runtime provides",
-    "awslambdaric": "the Lambda runtime interface client",
-}
 
 
 def _copier_error(text: str, answers: dict[str, Any]) -> BadInput:
