@@ -70,6 +70,22 @@ Lambda invoke: calling other functions, synchronously or not
 Resilience: retrying any call, and circuit breakers
     retry, RetryPolicy, CircuitBreaker, CircuitOpenError, CircuitState,
     CircuitStore, MemoryCircuitStore, DynamoDBCircuitStore
+OAuth tokens: client-credentials access tokens, cached and refreshed early
+    ClientCredentialsToken, TokenError
+JWT: bearer tokens verified against a JWKS, in pure Python
+    bearer_token, decode_jwt, JwtVerifier, JwtError, JwksError,
+    jwt_middleware
+Result: typed Ok/Err pipelines
+    Ok, Err, Result, UnwrapError, result_try
+Metrics: CloudWatch embedded metric format, one line per invocation
+    Metrics
+Parameters: SSM parameters and Secrets Manager secrets, cached
+    get_parameter, get_parameters, get_parameters_by_path, get_secret,
+    clear_parameter_cache, ParameterNotFound
+Idempotency: a repeated event gets the first call's result, not a second run
+    idempotent, AlreadyInProgress, IdempotencyValidationError,
+    IdempotencyKeyError, IdempotencyRecord, IdempotencyStore,
+    MemoryIdempotencyStore, DynamoDBIdempotencyStore
 
 This file belongs to fleece: `fleece update` replaces it, so do not edit it.
 """
@@ -240,6 +256,40 @@ __all__ = [  # noqa: RUF022
     "CircuitStore",
     "MemoryCircuitStore",
     "DynamoDBCircuitStore",
+    # OAuth tokens
+    "ClientCredentialsToken",
+    "TokenError",
+    # JWT
+    "bearer_token",
+    "decode_jwt",
+    "JwtVerifier",
+    "JwtError",
+    "JwksError",
+    "jwt_middleware",
+    # Result
+    "Ok",
+    "Err",
+    "Result",
+    "UnwrapError",
+    "result_try",
+    # Metrics
+    "Metrics",
+    # Parameters
+    "get_parameter",
+    "get_parameters",
+    "get_parameters_by_path",
+    "get_secret",
+    "clear_parameter_cache",
+    "ParameterNotFound",
+    # Idempotency
+    "idempotent",
+    "AlreadyInProgress",
+    "IdempotencyValidationError",
+    "IdempotencyKeyError",
+    "IdempotencyRecord",
+    "IdempotencyStore",
+    "MemoryIdempotencyStore",
+    "DynamoDBIdempotencyStore",
 ]
 
 
@@ -592,6 +642,43 @@ class _InvocationScope:
 
     def __exit__(self, *exc: object) -> None:
         _lambda_context.reset(self._token)
+
+
+def _number(name: str, value: object, *, positive: bool) -> float:
+    """``value`` as a float, when it is a number of seconds (or a count) >= 0 (> 0)."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or value < 0
+        or (positive and value == 0)
+    ):
+        limit = "> 0" if positive else ">= 0"
+        raise ValueError(f"{name} must be a number {limit}, not {value!r}")
+    return float(value)
+
+
+def _error_code(error: BaseException) -> str | None:
+    """The AWS error code of a botocore ``ClientError``, or None."""
+    answer = getattr(error, "response", None)
+    if not isinstance(answer, Mapping):
+        return None
+    code = answer.get("Error", {}).get("Code")
+    return code if isinstance(code, str) else None
+
+
+def _aws_client(service: str, timeout: float, attempts: int) -> Any:
+    """A boto3 client of ``service`` for the runtime's own calls: ``timeout``
+    seconds to connect and to read, ``attempts`` attempts in all (standard
+    retries: botocore's ``max_attempts`` would count the retries only)."""
+    try:
+        from botocore.config import Config
+    except ImportError as error:
+        raise _missing("boto3", error) from None
+    return boto3.client(
+        service,
+        timeout=timeout,
+        config=Config(retries={"mode": "standard", "total_max_attempts": attempts}),
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -2789,7 +2876,8 @@ class HttpRequest(Event):
         """The caller's claims: those of a JWT (HTTP API) or Cognito (REST)
         authorizer, else the context of a Lambda authorizer; {} without one.
 
-        Middleware that checks a token itself may set them for the route.
+        Middleware that checks a token itself (`jwt_middleware`) sets them
+        for the guard and the route.
         """
         if self._claims is None:
             self._claims = self._authorizer_claims()
@@ -9221,16 +9309,7 @@ class DynamoDBCircuitStore(CircuitStore):
     def client(self) -> Any:
         """The DynamoDB client (created at first use)."""
         if self._client is None:
-            try:
-                from botocore.config import Config
-            except ImportError as error:
-                raise _missing("boto3", error) from None
-
-            self._client = boto3.client(
-                "dynamodb",
-                timeout=self.timeout,
-                config=Config(retries={"mode": "standard", "max_attempts": 2}),
-            )
+            self._client = _aws_client("dynamodb", self.timeout, attempts=2)
         return self._client
 
     def load(self, name: str) -> CircuitState | None:
@@ -9288,13 +9367,7 @@ class DynamoDBCircuitStore(CircuitStore):
         try:
             self.client.put_item(**arguments)
         except Exception as error:
-            answer = getattr(error, "response", None)
-            code = (
-                answer.get("Error", {}).get("Code")
-                if isinstance(answer, Mapping)
-                else None
-            )
-            if code == "ConditionalCheckFailedException":
+            if _error_code(error) == "ConditionalCheckFailedException":
                 return False
             raise
         return True
@@ -9331,13 +9404,2574 @@ def _whole(name: str, value: object) -> int:
     return value
 
 
-def _number(name: str, value: object, *, positive: bool) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or value < 0
-        or (positive and value == 0)
-    ):
-        limit = "> 0" if positive else ">= 0"
-        raise ValueError(f"{name} must be a number {limit}, not {value!r}")
+# ---------------------------------------------------------------------------
+# OAuth tokens: client-credentials access tokens, cached and refreshed early
+# ---------------------------------------------------------------------------
+
+_TOKEN_KEY = "BEARER_TOKEN"
+# A token is refreshed at a random moment between these many seconds before
+# it expires (at most half its lifetime before), so that the instances of a
+# function spread their refreshes instead of all asking at once.
+_TOKEN_REFRESH_WINDOW = (60.0, 300.0)
+_TOKEN_EXPIRY_MARGIN = 10.0  # seconds before expiry a token is no longer handed out
+_TOKEN_LIFETIME = 300.0  # seconds, when neither the answer nor the token tells
+_TOKEN_RETRY_WAIT = 5.0  # seconds between refresh attempts after one failed
+_TOKEN_TIMEOUT = (3.0, 10.0)
+_CLIENT_ID_VARIABLE = "FLEECE_OAUTH_CLIENT_ID"
+_CLIENT_SECRET_VARIABLE = "FLEECE_OAUTH_CLIENT_SECRET"
+
+if TYPE_CHECKING:
+    from typing import Protocol
+
+    class _TokenStore(Protocol):
+        """Where tokens are shared between instances (metis-app's protocol)."""
+
+        def read(self, key: str) -> str | None: ...
+
+        def write(self, key: str, value: str) -> object: ...
+
+
+class ClientCredentialsToken:
+    """An OAuth 2.0 access token of this service (client credentials grant), always valid.
+
+    ::
+
+        orders_token = ClientCredentialsToken(
+            "https://auth.example.com/oauth2/token",
+            client_id=lambda: get_parameter("/orders/client-id"),
+            client_secret=lambda: get_secret("orders/client-secret"),
+            scope="orders/read",
+        )
+        orders = HttpClient("https://orders.example.com")
+
+        def handler(event, context):
+            orders.get("orders/7", headers={"Authorization": f"Bearer {orders_token.token()}"})
+
+    `token` returns the token held in memory; else one read from ``store``
+    (any object with ``read(key) -> str | None`` and ``write(key, token)``,
+    ``key`` being ``"BEARER_TOKEN"`` by default: metis-app's protocol), so
+    that instances share it; else a new one from ``token_url``, which is
+    then written to ``store``. Tokens are refreshed before they expire, at a
+    random moment 60 to 300 seconds ahead (``refresh_window``; at most half
+    the token's lifetime), so that concurrent instances do not all call the
+    endpoint at once; threads of one instance wait for one request, or keep
+    using the current token while it runs. When a refresh fails, the current
+    token is served until it expires (no new attempt for 5 s), and only then
+    does `token` raise `TokenError`.
+
+    ``client_id`` and ``client_secret`` are strings, or functions returning
+    them (called at each request to the endpoint, so that a rotated secret
+    is picked up): read from ``fleece_config``'s ``load_config()``, or from
+    SSM and Secrets Manager with `get_parameter` and `get_secret`. When
+    None, they come from the environment variables
+    ``FLEECE_OAUTH_CLIENT_ID`` and ``FLEECE_OAUTH_CLIENT_SECRET``. They are
+    sent with HTTP Basic authentication (``auth="basic"``, RFC 6749's
+    default), or in the form body (``auth="body"``: Auth0 and others).
+    ``scope`` (a string or a list) and ``audience`` join the request when
+    given.
+
+    The request goes through ``client`` (an `HttpClient`; by default one
+    that waits 3 s to connect and 10 s to read, retries twice) and, when
+    given, the ``circuit`` (a `CircuitBreaker`). The token's expiry is the
+    answer's ``expires_in``, else the token's own ``exp`` claim when it is a
+    JWT, else 5 minutes. Only JWTs are written to ``store`` (their expiry
+    travels with them). ``clock`` (``time.time`` by default) lets tests move
+    time. The secret and the tokens never reach a log line, an error
+    message or ``repr``.
+    """
+
+    def __init__(
+        self,
+        token_url: str,
+        client_id: str | Callable[[], str] | None = None,
+        client_secret: str | Callable[[], str] | None = None,
+        scope: str | Iterable[str] | None = None,
+        audience: str | None = None,
+        store: _TokenStore | None = None,
+        circuit: CircuitBreaker | None = None,
+        *,
+        key: str = _TOKEN_KEY,
+        auth: str = "basic",
+        refresh_window: tuple[float, float] = _TOKEN_REFRESH_WINDOW,
+        client: HttpClient | None = None,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        if not isinstance(token_url, str) or "://" not in token_url:
+            raise ValueError(f"token_url must be an http(s) URL, not {token_url!r}")
+        if auth not in ("basic", "body"):
+            raise ValueError(f'auth must be "basic" or "body", not {auth!r}')
+        early, late = refresh_window
+        if not 0 <= early <= late:
+            raise ValueError(
+                f"refresh_window must be (earliest, latest) seconds with "
+                f"0 <= earliest <= latest, not {refresh_window!r}"
+            )
+        self.token_url = token_url
+        self.scope = (
+            scope if scope is None or isinstance(scope, str) else " ".join(scope)
+        )
+        self.audience = audience
+        self.store = store
+        self.circuit = circuit
+        self.key = key
+        self.auth = auth
+        self.refresh_window = (float(early), float(late))
+        self.clock = clock or time.time
+        self._client_id = client_id
+        self._client_secret = client_secret
+        self._client = client
+        self._held: _HeldToken | None = None
+        self._retry_at = 0.0
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"<ClientCredentialsToken {self.token_url.partition('?')[0]}>"
+
+    def token(self) -> str:
+        """A valid access token: held, stored, or new (see the class)."""
+        held = self._held
+        now = self.clock()
+        if held is not None and now < held.refresh_at:
+            return held.value
+        if held is not None and now < held.usable_until:
+            # Another thread may be refreshing it: keep using this one meanwhile.
+            if not self._lock.acquire(blocking=False):
+                return held.value
+        else:
+            self._lock.acquire()
+        try:
+            return self._refreshed()
+        finally:
+            self._lock.release()
+
+    def invalidate(self) -> None:
+        """Forget the held token (the API refused it): the next `token` gets a new one."""
+        with self._lock:
+            self._held = None
+            self._retry_at = 0.0
+
+    def _refreshed(self) -> str:
+        """The token after a refresh, if one is due (the lock is held)."""
+        now = self.clock()
+        held = self._held
+        if held is not None and (
+            now < held.refresh_at or (now < self._retry_at and now < held.usable_until)
+        ):
+            return held.value
+        stored = self._read_store(now)
+        if stored is not None and now < stored.refresh_at:
+            self._held = stored
+            return stored.value
+        try:
+            fresh = self._request(now)
+        except (TokenError, HttpConnectionError, CircuitOpenError) as error:
+            current = max(
+                (t for t in (held, stored) if t is not None and now < t.usable_until),
+                key=lambda t: t.usable_until,
+                default=None,
+            )
+            if current is None:
+                if isinstance(error, TokenError):
+                    raise
+                raise TokenError(
+                    f"no access token from {self._where()}: {error}"
+                ) from error
+            self._held, self._retry_at = current, now + _TOKEN_RETRY_WAIT
+            get_logger("fleece_runtime.token").warning(
+                "Token refresh failed: the current token is served until it expires",
+                token_url=self._where(),
+                expires_in=round(current.expires_at - now, 1),
+                error=f"{type(error).__name__}: {error}"[:300],
+            )
+            return current.value
+        self._held, self._retry_at = fresh, 0.0
+        self._write_store(fresh)
+        return fresh.value
+
+    def _request(self, now: float) -> _HeldToken:
+        """A new token from the endpoint, through the circuit when there is one."""
+        if self.circuit is not None:
+            return self.circuit.call(self._post, now)
+        return self._post(now)
+
+    def _post(self, now: float) -> _HeldToken:
+        form: dict[str, str] = {"grant_type": "client_credentials"}
+        if self.scope:
+            form["scope"] = self.scope
+        if self.audience:
+            form["audience"] = self.audience
+        client_id = _credential(self._client_id, _CLIENT_ID_VARIABLE, "client_id")
+        secret = _credential(
+            self._client_secret, _CLIENT_SECRET_VARIABLE, "client_secret"
+        )
+        headers = {"Accept": "application/json"}
+        if self.auth == "basic":
+            import base64
+            from urllib.parse import quote_plus
+
+            # RFC 6749 2.3.1: both are form-encoded before Basic encoding.
+            pair = f"{quote_plus(client_id)}:{quote_plus(secret)}"
+            headers["Authorization"] = (
+                "Basic " + base64.b64encode(pair.encode()).decode()
+            )
+        else:
+            form["client_id"], form["client_secret"] = client_id, secret
+        if self._client is None:
+            self._client = HttpClient(timeout=_TOKEN_TIMEOUT, retries=2)
+        response = self._client.post(
+            self.token_url, data=form, headers=headers, idempotent=True
+        )
+        answer = _token_answer(response, self._where())
+        value = answer["access_token"]
+        lifetime = answer.get("expires_in")
+        if isinstance(lifetime, str) and lifetime.isdigit():
+            lifetime = int(lifetime)
+        if isinstance(lifetime, int | float) and not isinstance(lifetime, bool):
+            return self._held_token(value, now + lifetime, now)
+        claims = _jwt_expiry(value)
+        if claims is not None:
+            return self._held_token(value, claims[0], claims[1] or now)
+        return self._held_token(value, now + _TOKEN_LIFETIME, now)
+
+    def _held_token(
+        self, value: str, expires_at: float, issued_at: float
+    ) -> _HeldToken:
+        """The token with its expiry and this instance's random refresh moment."""
+        import random
+
+        early, late = self.refresh_window
+        lifetime = max(0.0, expires_at - issued_at)
+        ahead = min(early + random.random() * (late - early), lifetime / 2)
+        return _HeldToken(value, expires_at, expires_at - ahead)
+
+    def _read_store(self, now: float) -> _HeldToken | None:
+        if self.store is None:
+            return None
+        try:
+            value = self.store.read(self.key)
+        except Exception as error:  # noqa: BLE001 (a store never fails token())
+            self._store_failed("read", error)
+            return None
+        if not isinstance(value, str) or not value:
+            return None
+        claims = _jwt_expiry(value)
+        if claims is None:
+            return None
+        expires_at, issued_at = claims
+        held = self._held_token(value, expires_at, issued_at or now)
+        return held if now < held.usable_until else None
+
+    def _write_store(self, token: _HeldToken) -> None:
+        if self.store is None or _jwt_expiry(token.value) is None:
+            return
+        try:
+            self.store.write(self.key, token.value)
+        except Exception as error:  # noqa: BLE001
+            self._store_failed("write", error)
+
+    def _store_failed(self, operation: str, error: BaseException) -> None:
+        get_logger("fleece_runtime.token").warning(
+            "Token store failed",
+            operation=operation,
+            key=self.key,
+            error=type(error).__name__,
+        )
+
+    def _where(self) -> str:
+        return self.token_url.partition("?")[0]
+
+
+class TokenError(Exception):
+    """No access token: the endpoint refused the credentials, answered
+    something else than a token, or could not be reached while no valid
+    token was held. The message names the endpoint and the OAuth error code
+    (``invalid_client``...), never a secret or a token."""
+
+
+class _HeldToken:
+    """A token, when it expires, and when this instance refreshes it."""
+
+    __slots__ = ("expires_at", "refresh_at", "usable_until", "value")
+
+    def __init__(self, value: str, expires_at: float, refresh_at: float) -> None:
+        self.value = value
+        self.expires_at = expires_at
+        self.refresh_at = refresh_at
+        self.usable_until = expires_at - _TOKEN_EXPIRY_MARGIN
+
+    def __repr__(self) -> str:
+        return f"<token expiring at {self.expires_at:.0f}>"
+
+
+def _credential(given: str | Callable[[], str] | None, variable: str, name: str) -> str:
+    """A client id or secret: given, computed, or from the environment."""
+    value = given
+    if callable(given):
+        try:
+            value = given()
+        except Exception as error:
+            # Its message could quote what it read: only its type is told.
+            raise TokenError(
+                f"the OAuth {name} could not be read ({type(error).__name__})"
+            ) from error
+    if value is None:
+        value = os.environ.get(variable)
+        if not value:
+            raise TokenError(
+                f"no OAuth {name}: pass {name}= or set the environment variable {variable}"
+            )
+    if not isinstance(value, str) or not value:
+        raise TokenError(f"the OAuth {name} must be a non-empty string")
+    return value
+
+
+def _token_answer(response: HttpResponse, where: str) -> dict[str, Any]:
+    """The token endpoint's JSON answer, or `TokenError` saying what it refused."""
+    try:
+        answer = json.loads(response.content)
+    except ValueError:
+        answer = None
+    if response.status >= 400:
+        code = answer.get("error") if isinstance(answer, dict) else None
+        # An OAuth error code is a short word; anything else is left out.
+        known = (
+            isinstance(code, str)
+            and len(code) <= 64
+            and code.replace("_", "").isalnum()
+        )
+        raise TokenError(
+            f"the token endpoint {where} answered {response.status}"
+            + (f" {code}" if known else "")
+        )
+    if not isinstance(answer, dict):
+        raise TokenError(f"the token endpoint {where} did not answer a JSON object")
+    token = answer.get("access_token")
+    if not isinstance(token, str) or not token:
+        raise TokenError(
+            f"the answer of the token endpoint {where} holds no access_token"
+        )
+    kind = answer.get("token_type")
+    if isinstance(kind, str) and kind.lower() != "bearer":
+        raise TokenError(
+            f"the token endpoint {where} gave a {kind[:20]!r} token, not a bearer token"
+        )
+    return answer
+
+
+def _jwt_expiry(token: str) -> tuple[float, float | None] | None:
+    """(exp, iat) of a JWT, read without verifying it; None for other tokens."""
+    try:
+        _, claims = decode_jwt(token)
+    except JwtError:
+        return None
+    expires, issued = claims.get("exp"), claims.get("iat")
+    if isinstance(expires, bool) or not isinstance(expires, int | float):
+        return None
+    if isinstance(issued, bool) or not isinstance(issued, int | float):
+        issued = None
+    return float(expires), issued
+
+
+# ---------------------------------------------------------------------------
+# JWT: bearer tokens verified against a JWKS, in pure Python
+# ---------------------------------------------------------------------------
+
+# The algorithms a verifier accepts, and their hashes. HMAC (HS*) and
+# "none" are absent on purpose: a key set holds public keys.
+_JWT_HASHES = {
+    "RS256": "sha256",
+    "RS384": "sha384",
+    "RS512": "sha512",
+    "ES256": "sha256",
+}
+_JWT_LEEWAY = 30.0  # seconds of clock skew allowed on exp, nbf and iat
+_JWT_MAX_LENGTH = 16384  # characters: more is refused before any decoding
+# Seconds a fetched key set is used before it is fetched again; and at most
+# one fetch per interval for tokens naming keys the set does not hold.
+_JWKS_MAX_AGE = 3600.0
+_JWKS_REFETCH_INTERVAL = 30.0
+_RSA_MIN_BITS = 2048
+_RSA_MAX_BITS = 8192
+# The DER prefix of each hash's DigestInfo (RFC 8017, 9.2, note 1).
+_DIGEST_INFO = {
+    "sha256": bytes.fromhex("3031300d060960864801650304020105000420"),
+    "sha384": bytes.fromhex("3041300d060960864801650304020205000430"),
+    "sha512": bytes.fromhex("3051300d060960864801650304020305000440"),
+}
+# The curve P-256 (SEC 2: secp256r1): field prime, b (a is -3), group order, base point.
+_P256_P = 0xFFFFFFFF00000001000000000000000000000000FFFFFFFFFFFFFFFFFFFFFFFF
+_P256_B = 0x5AC635D8AA3A93E7B3EBBD55769886BC651D06B0CC53B0F63BCE3C3E27D2604B
+_P256_N = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+_P256_GX = 0x6B17D1F2E12C4247F8BCE6E563A440F277037D812DEB33A0F4A13945D898C296
+_P256_GY = 0x4FE342E2FE1A7F9B8EE7EB4A7C0F9E162BCE33576B315ECECBB6406837BF51F5
+# A scalar is cut into 4 parts of 64 bits, each multiplying its own point
+# (P, 2**64 P, 2**128 P, 2**192 P): 64 doublings per verification instead
+# of 256, for tables computed once per key.
+_P256_PARTS = 4
+_P256_G_WIDTH = 7  # window of the base point's tables: 32 points each, once
+_P256_Q_WIDTH = 5  # window of each key's tables: 8 points each
+
+
+def bearer_token(headers: Mapping[str, str] | HttpRequest) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header; None without one.
+
+    ``headers`` is a mapping of request headers (any case of names: a Lambda
+    event's ``headers``), or the `Router`'s `HttpRequest`. A header of
+    another scheme (``Basic ...``) gives None; ``Bearer`` without a single
+    token after it raises `JwtError`.
+    """
+    if isinstance(headers, HttpRequest):
+        headers = headers.headers
+    elif not isinstance(headers, Mapping):
+        raise TypeError("bearer_token needs headers, or the Router's HttpRequest")
+    value = headers.get("Authorization")
+    if value is None:
+        value = headers.get("authorization")
+    if value is None:
+        lowered = (v for k, v in headers.items() if str(k).lower() == "authorization")
+        value = next(lowered, None)
+    if not isinstance(value, str):
+        return None
+    scheme, _, token = value.strip().partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    token = token.strip()
+    if not token or " " in token or "," in token:
+        raise JwtError(
+            "malformed", "the Authorization header holds no single bearer token"
+        )
+    return token
+
+
+def decode_jwt(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The header and the claims of a JWT, NOT verified: never trust them.
+
+    For reading what a token says about itself (its ``kid``, its ``exp``
+    for a cache). `JwtVerifier.verify` is what checks a token. Raises
+    `JwtError` for a malformed token.
+    """
+    header, claims, _, _ = _jwt_parts(token)
+    return header, claims
+
+
+class JwtVerifier:
+    """Verifies JWTs (JWS compact form) against the public keys of a JWKS.
+
+    ::
+
+        verifier = JwtVerifier(
+            "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Ab12/.well-known/jwks.json",
+            issuer="https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Ab12",
+            audience="orders-api",
+        )
+
+        claims = verifier.verify(bearer_token(event["headers"]))   # or JwtError
+
+    `verify` returns the claims of a token whose signature verifies with
+    the key its header names (``kid``) and whose claims hold: ``exp`` (a
+    required claim by default: ``required_claims``), ``nbf`` and ``iat``,
+    each with ``leeway`` seconds (30) of clock skew; ``iss`` equal to
+    ``issuer`` and ``aud`` holding ``audience`` (each a string or several,
+    checked when given). Anything else raises `JwtError`, whose message says
+    what is wrong without repeating the token or its claims.
+
+    ``algorithms``: RS256 by default; RS384, RS512 and ES256 (P-256) may be
+    added. ``alg: none``, HMAC (HS256...) and other algorithms are always
+    refused, and so is a key used with another algorithm than its own
+    (``alg`` of the key, or its type). The signature is checked in pure
+    Python (RSASSA-PKCS1-v1_5: one modular exponentiation; ECDSA: P-256
+    arithmetic): no dependency.
+
+    The key set is fetched from ``jwks_url`` with ``client`` (an
+    `HttpClient`; by default one that waits 3 s to connect and 5 s to read)
+    at the first `verify`, then every ``max_age`` seconds (3600), and once
+    more when a token names a key it does not hold (a rotation), at most
+    once per ``refetch_interval`` seconds (30), so that tokens with made-up
+    ``kid`` values cannot make the function hammer the endpoint. When a
+    fetch fails, the keys fetched before stay in use; with none,
+    `JwksError` is raised. ``jwks`` gives the key set itself instead of a
+    URL. Keys are validated as they are read: RSA moduli of 2048 to 8192
+    bits, odd, with an odd public exponent below 2**32 and the modulus; EC
+    points on P-256; ``use`` of ``sig`` and ``key_ops`` with ``verify``
+    when present. A key that fails is left out with a warning (logger
+    ``fleece_runtime.jwt``), and the others are used. ``clock``
+    (``time.time``) lets tests move time.
+    """
+
+    def __init__(
+        self,
+        jwks_url: str | None = None,
+        *,
+        issuer: str | Iterable[str] | None = None,
+        audience: str | Iterable[str] | None = None,
+        algorithms: Iterable[str] = ("RS256",),
+        leeway: float = _JWT_LEEWAY,
+        required_claims: Iterable[str] = ("exp",),
+        jwks: Mapping[str, Any] | None = None,
+        max_age: float = _JWKS_MAX_AGE,
+        refetch_interval: float = _JWKS_REFETCH_INTERVAL,
+        client: HttpClient | None = None,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        if (jwks_url is None) == (jwks is None):
+            raise ValueError(
+                "JwtVerifier needs jwks_url or jwks (a key set): one of them"
+            )
+        self.algorithms = tuple(algorithms)
+        if not self.algorithms:
+            raise ValueError("algorithms must name at least one algorithm")
+        for algorithm in self.algorithms:
+            if algorithm not in _JWT_HASHES:
+                raise ValueError(
+                    f"the algorithm {algorithm!r} is not supported: "
+                    f"{', '.join(_JWT_HASHES)} are (never none, nor HMAC with a key set)"
+                )
+        self.jwks_url = jwks_url
+        self.issuer = _names("issuer", issuer)
+        self.audience = _names("audience", audience)
+        self.leeway = _number("leeway", leeway, positive=False)
+        self.required_claims = tuple(required_claims)
+        self.max_age = _number("max_age", max_age, positive=True)
+        self.refetch_interval = _number(
+            "refetch_interval", refetch_interval, positive=False
+        )
+        self.clock = clock or time.time
+        self._client = client
+        self._keys = None if jwks is None else _key_set(jwks, "the key set given")
+        self._fetched_at = float("-inf")
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"<JwtVerifier {self.jwks_url or 'static key set'}>"
+
+    def verify(self, token: str) -> dict[str, Any]:
+        """The claims of ``token`` once its signature and claims check out; else `JwtError`."""
+        header, claims, signed, signature = _jwt_parts(token)
+        algorithm = header.get("alg")
+        if not isinstance(algorithm, str) or algorithm.lower() == "none":
+            raise JwtError("algorithm", "unsigned tokens (alg none) are refused")
+        if algorithm not in self.algorithms:
+            if algorithm.upper().startswith("HS"):
+                raise JwtError(
+                    "algorithm",
+                    "HMAC-signed tokens (HS*) are refused: the key set holds public keys",
+                )
+            raise JwtError(
+                "algorithm",
+                f"the token's algorithm is not accepted (accepted: "
+                f"{', '.join(self.algorithms)})",
+            )
+        if "crit" in header:
+            raise JwtError(
+                "malformed", "the token has critical header parameters (crit)"
+            )
+        key = self._key(header.get("kid"), algorithm)
+        if not key.verifies(algorithm, signed, signature):
+            raise JwtError("signature", "the token's signature does not verify")
+        self._check_claims(claims)
+        return claims
+
+    def _key(self, kid: object, algorithm: str) -> _RsaKey | _EcKey:
+        """The key that signed a token with this kid and algorithm."""
+        if kid is not None and not isinstance(kid, str):
+            raise JwtError("malformed", "the token's kid is not a string")
+        kty = "EC" if algorithm.startswith("ES") else "RSA"
+        key = self._current_keys().find(kid, kty)
+        if key is None and self.jwks_url is not None:
+            with self._lock:
+                keys = self._keys
+                if keys is not None:
+                    key = keys.find(kid, kty)  # fetched meanwhile by another thread
+                if (
+                    key is None
+                    and self.clock() - self._fetched_at >= self.refetch_interval
+                ):
+                    key = self._refetched(kid, kty)
+        if key is None:
+            raise JwtError(
+                "key",
+                (
+                    "no key of the key set has the token's kid"
+                    if kid is not None
+                    else "the token names no key (kid) and the key set has no single "
+                    f"{kty} key"
+                ),
+            )
+        if key.kty != kty or (key.alg is not None and key.alg != algorithm):
+            raise JwtError(
+                "algorithm",
+                f"the token's algorithm does not go with its key ({key.alg or key.kty})",
+            )
+        return key
+
+    def _current_keys(self) -> _KeySet:
+        keys = self._keys
+        if keys is not None and (
+            self.jwks_url is None or self.clock() - self._fetched_at < self.max_age
+        ):
+            return keys
+        with self._lock:
+            keys = self._keys
+            if keys is not None and self.clock() - self._fetched_at < self.max_age:
+                return keys
+            try:
+                return self._fetch()
+            except JwksError as error:
+                if keys is None:
+                    raise
+                # Keep the keys, and try again after refetch_interval.
+                self._fetched_at = self.clock() - self.max_age + self.refetch_interval
+                get_logger("fleece_runtime.jwt").warning(
+                    "Key set fetch failed: the keys fetched before are used",
+                    jwks_url=self.jwks_url,
+                    error=str(error),
+                )
+                return keys
+
+    def _refetched(self, kid: str | None, kty: str) -> _RsaKey | _EcKey | None:
+        """The key after fetching the key set again (a rotation), or None."""
+        try:
+            return self._fetch().find(kid, kty)
+        except JwksError as error:
+            # The token names a key nobody can show: refused as such, not a 500.
+            get_logger("fleece_runtime.jwt").warning(
+                "Key set fetch failed", jwks_url=self.jwks_url, error=str(error)
+            )
+            return None
+
+    def _fetch(self) -> _KeySet:
+        """Fetch the key set now (the lock is held)."""
+        url = self.jwks_url
+        assert url is not None
+        self._fetched_at = self.clock()
+        if self._client is None:
+            self._client = HttpClient(timeout=(3.0, 5.0), retries=1)
+        try:
+            document = self._client.get(url).raise_for_status().json()
+        except (HttpConnectionError, HttpStatusError, ValueError) as error:
+            raise JwksError(
+                f"the key set at {url} could not be read: {error}"
+            ) from error
+        keys = _key_set(document, url)
+        self._keys = keys
+        return keys
+
+    def _check_claims(self, claims: dict[str, Any]) -> None:
+        now = self.clock()
+        leeway = self.leeway
+        for name in self.required_claims:
+            if name not in claims:
+                raise JwtError("missing_claim", f"the token has no {name} claim")
+        expires = _time_claim(claims, "exp")
+        if expires is not None and now >= expires + leeway:
+            raise JwtError("expired", f"the token expired {now - expires:.0f} s ago")
+        not_before = _time_claim(claims, "nbf")
+        if not_before is not None and now + leeway < not_before:
+            raise JwtError("not_yet_valid", "the token is not valid yet (nbf)")
+        issued = _time_claim(claims, "iat")
+        if issued is not None and now + leeway < issued:
+            raise JwtError(
+                "issued_in_future", "the token was issued in the future (iat)"
+            )
+        issuer = claims.get("iss")
+        if self.issuer is not None and (
+            not isinstance(issuer, str) or issuer not in self.issuer
+        ):
+            raise JwtError("issuer", "the token was not issued by the expected issuer")
+        if self.audience is not None:
+            audience = claims.get("aud")
+            given = [audience] if isinstance(audience, str) else audience
+            if not isinstance(given, list) or not any(
+                isinstance(name, str) and name in self.audience for name in given
+            ):
+                raise JwtError("audience", "the token is not meant for this audience")
+
+
+class JwtError(Exception):
+    """A token refused: malformed, badly signed, expired, not for this service.
+
+    ``reason`` says which, in one word: ``missing``, ``malformed``,
+    ``algorithm``, ``key``, ``signature``, ``expired``, ``not_yet_valid``,
+    ``issued_in_future``, ``missing_claim``, ``issuer``, ``audience``. The
+    message never holds the token or its claims' values.
+    """
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class JwksError(Exception):
+    """The key set could not be fetched or read, and none was held before.
+
+    A fault of the function's side (the identity provider, the network),
+    not of the caller's token: the middleware lets it through, and the
+    Router answers 500.
+    """
+
+
+def jwt_middleware(
+    verifier: JwtVerifier,
+    *,
+    required: bool = True,
+    unauthorized: Callable[[JwtError], Any] | None = None,
+) -> Callable[[Any, Callable[[Any], Any]], Any]:
+    """A `Router` middleware: verified claims on ``request.claims``, or a 401.
+
+    ::
+
+        app = Router()
+        app.use(jwt_middleware(JwtVerifier(JWKS_URL, issuer=ISSUER, audience="orders")))
+
+        @app.get("/orders/{order_id}")
+        def get_order(request: HttpRequest, order_id: str) -> dict[str, Any]:
+            customer = request.claims["sub"]
+
+    For every HTTP request, the bearer token of its ``Authorization``
+    header is verified (`bearer_token`, `JwtVerifier.verify`) and its claims
+    replace ``request.claims`` before the guard and the route run (so a
+    guard can decide on them). Without a token, or with one that is
+    refused, the route does not run: the answer is a 401 `HTTPError`
+    response with ``WWW-Authenticate: Bearer`` (RFC 6750; with
+    ``error="invalid_token"`` and what is wrong, for a refused token) and
+    the body ``{"error": {"code": 401, "message": "Unauthorized",
+    "details": {"reason": "expired"}}}`` (`JwtError.reason`), or what
+    ``unauthorized(error)`` returns (any route return value). With
+    ``required=False``, a request without a token goes on with the claims
+    it had (those of an API Gateway authorizer, if any); a refused token is
+    still refused. A refusal is logged at INFO (logger
+    ``fleece_runtime.jwt``) with its reason, never the token. Other events
+    (queue records...) pass through. `JwksError` (the key set is
+    unavailable) is raised, so the Router answers 500, not 401.
+    """
+    answer = unauthorized or _unauthorized
+
+    def middleware(view: Any, call_next: Callable[[Any], Any]) -> Any:
+        if not isinstance(view, HttpRequest):
+            return call_next(view)
+        try:
+            token = bearer_token(view.headers)
+            if token is None:
+                if not required:
+                    return call_next(view)
+                raise JwtError("missing", "no bearer token in the Authorization header")
+            view.claims = verifier.verify(token)
+        except JwtError as error:
+            get_logger("fleece_runtime.jwt").info(
+                "Token refused", reason=error.reason, error=str(error)
+            )
+            return answer(error)
+        return call_next(view)
+
+    return middleware
+
+
+class _RsaKey:
+    """An RSA public key of a key set."""
+
+    __slots__ = ("alg", "e", "kid", "n", "size")
+    kty = "RSA"
+
+    def __init__(self, kid: str | None, alg: str | None, n: int, e: int) -> None:
+        self.kid = kid
+        self.alg = alg
+        self.n = n
+        self.e = e
+        self.size = (n.bit_length() + 7) // 8
+
+    def verifies(self, algorithm: str, signed: bytes, signature: bytes) -> bool:
+        """RSASSA-PKCS1-v1_5 (RFC 8017, 8.2.2): the encoding is rebuilt and compared whole."""
+        import hashlib
+        import hmac
+
+        size = self.size
+        if len(signature) != size:
+            return False
+        number = int.from_bytes(signature, "big")
+        if number >= self.n:
+            return False
+        name = _JWT_HASHES[algorithm]
+        digest_info = _DIGEST_INFO[name] + getattr(hashlib, name)(signed).digest()
+        expected = (
+            b"\x00\x01"
+            + b"\xff" * (size - len(digest_info) - 3)
+            + b"\x00"
+            + digest_info
+        )
+        message = pow(number, self.e, self.n).to_bytes(size, "big")
+        return hmac.compare_digest(message, expected)
+
+
+class _EcKey:
+    """A P-256 public key of a key set, with its tables of multiples once used."""
+
+    __slots__ = ("_tables", "alg", "kid", "x", "y")
+    kty = "EC"
+
+    def __init__(self, kid: str | None, alg: str | None, x: int, y: int) -> None:
+        self.kid = kid
+        self.alg = alg
+        self.x = x
+        self.y = y
+        self._tables: list[list[tuple[int, int]]] | None = None
+
+    def verifies(self, algorithm: str, signed: bytes, signature: bytes) -> bool:
+        """ECDSA over P-256 with SHA-256 (FIPS 186-4, 6.4.2); the signature is r || s."""
+        import hashlib
+
+        n = _P256_N
+        if len(signature) != 64:
+            return False
+        r = int.from_bytes(signature[:32], "big")
+        s = int.from_bytes(signature[32:], "big")
+        if not (0 < r < n and 0 < s < n):
+            return False
+        digest = int.from_bytes(hashlib.sha256(signed).digest(), "big")
+        inverse = pow(s, -1, n)
+        if self._tables is None:
+            self._tables = _p256_tables(self.x, self.y, _P256_Q_WIDTH)
+        x, _, z = _p256_combination(
+            (
+                (digest * inverse % n, _p256_base_tables(), _P256_G_WIDTH),
+                (r * inverse % n, self._tables, _P256_Q_WIDTH),
+            )
+        )
+        if z == 0:
+            return False
+        p = _P256_P
+        return x * pow(z, -2, p) % p % n == r
+
+
+class _KeySet:
+    """The usable keys of a JWKS: by kid, and those without one."""
+
+    __slots__ = ("by_kid", "unnamed")
+
+    def __init__(self) -> None:
+        self.by_kid: dict[str, _RsaKey | _EcKey] = {}
+        self.unnamed: list[_RsaKey | _EcKey] = []
+
+    def find(self, kid: str | None, kty: str) -> _RsaKey | _EcKey | None:
+        """The key named ``kid``; without a kid, the only key of type ``kty``."""
+        if kid is not None:
+            return self.by_kid.get(kid)
+        keys = [k for k in (*self.by_kid.values(), *self.unnamed) if k.kty == kty]
+        return keys[0] if len(keys) == 1 else None
+
+
+def _jwt_parts(token: object) -> tuple[dict[str, Any], dict[str, Any], bytes, bytes]:
+    """(header, claims, signing input, signature) of a compact JWS."""
+    if not isinstance(token, str):
+        raise JwtError("malformed", "the token is not a string")
+    if len(token) > _JWT_MAX_LENGTH:
+        raise JwtError(
+            "malformed", f"the token is longer than {_JWT_MAX_LENGTH} characters"
+        )
+    encoded_header, dot, rest = token.partition(".")
+    encoded_claims, second_dot, encoded_signature = rest.partition(".")
+    if not (dot and second_dot) or "." in encoded_signature:
+        raise JwtError(
+            "malformed",
+            "a JWT is three base64url parts separated by dots "
+            "(encrypted tokens are not supported)",
+        )
+    header = _jwt_object(encoded_header, "header")
+    claims = _jwt_object(encoded_claims, "claims")
+    signed = token[: len(encoded_header) + 1 + len(encoded_claims)].encode("ascii")
+    return header, claims, signed, _base64url(encoded_signature, "signature")
+
+
+def _jwt_object(encoded: str, part: str) -> dict[str, Any]:
+    try:
+        value = json.loads(_base64url(encoded, part))
+    except ValueError:  # not UTF-8, or not JSON
+        raise JwtError("malformed", f"the token's {part} is not JSON") from None
+    if not isinstance(value, dict):
+        raise JwtError("malformed", f"the token's {part} is not a JSON object")
+    return value
+
+
+def _base64url(text: str, part: str) -> bytes:
+    """Strict base64url without padding (RFC 7515, 2): other characters are refused."""
+    import binascii
+
+    if "+" in text or "/" in text or "=" in text or len(text) % 4 == 1:
+        raise JwtError("malformed", f"the token's {part} is not base64url")
+    padded = text.replace("-", "+").replace("_", "/") + "=" * (-len(text) % 4)
+    try:
+        return binascii.a2b_base64(padded, strict_mode=True)
+    except (binascii.Error, ValueError):
+        raise JwtError("malformed", f"the token's {part} is not base64url") from None
+
+
+def _time_claim(claims: dict[str, Any], name: str) -> float | None:
+    value = claims.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise JwtError("malformed", f"the token's {name} claim is not a number")
     return float(value)
+
+
+def _names(what: str, value: str | Iterable[str] | None) -> frozenset[str] | None:
+    if value is None:
+        return None
+    names = frozenset([value] if isinstance(value, str) else value)
+    if not names or not all(isinstance(name, str) and name for name in names):
+        raise ValueError(f"{what} must be a string or strings, not {value!r}")
+    return names
+
+
+def _unauthorized(error: JwtError) -> Response:
+    """The 401 of `jwt_middleware`, with its RFC 6750 (3) challenge."""
+    if error.reason == "missing":
+        challenge = "Bearer"
+    else:
+        # RFC 6750's error_description excludes '"' and '\\'.
+        text = str(error).replace('"', "'").replace("\\", "/")
+        challenge = f'Bearer error="invalid_token", error_description="{text}"'
+    return HTTPError(
+        401, details={"reason": error.reason}, headers={"WWW-Authenticate": challenge}
+    ).response()
+
+
+def _key_set(document: object, where: str) -> _KeySet:
+    """The usable keys of a JWKS document; a key that is not is left out, with a warning."""
+    keys = document.get("keys") if isinstance(document, Mapping) else None
+    if not isinstance(keys, list):
+        raise JwksError(f"{where} is not a key set (a JSON object with a keys list)")
+    found = _KeySet()
+    for jwk in keys:
+        try:
+            key = _jwk(jwk)
+        except (TypeError, ValueError) as error:
+            kid = jwk.get("kid") if isinstance(jwk, Mapping) else None
+            get_logger("fleece_runtime.jwt").warning(
+                "Key set key left out", jwks=where, kid=kid, reason=str(error)
+            )
+            continue
+        if key.kid is None:
+            found.unnamed.append(key)
+        else:
+            found.by_kid[key.kid] = key
+    return found
+
+
+def _jwk(jwk: object) -> _RsaKey | _EcKey:
+    """A JWK as a public key, checked; the error says why it cannot be used."""
+    if not isinstance(jwk, Mapping):
+        raise TypeError("a key is not a JSON object")
+    kty, kid, alg = jwk.get("kty"), jwk.get("kid"), jwk.get("alg")
+    if kid is not None and not isinstance(kid, str):
+        raise ValueError("its kid is not a string")
+    if jwk.get("use", "sig") != "sig":
+        raise ValueError("its use is not sig")
+    operations = jwk.get("key_ops")
+    if operations is not None and (
+        not isinstance(operations, list) or "verify" not in operations
+    ):
+        raise ValueError("its key_ops do not include verify")
+    if alg is not None and alg not in _JWT_HASHES:
+        raise ValueError(f"its algorithm {str(alg)[:20]!r} is not supported")
+    if kty == "RSA":
+        if alg is not None and not alg.startswith("RS"):
+            raise ValueError(f"an RSA key cannot be for {alg}")
+        n, e = _jwk_number(jwk, "n"), _jwk_number(jwk, "e")
+        bits = n.bit_length()
+        if not _RSA_MIN_BITS <= bits <= _RSA_MAX_BITS:
+            raise ValueError(
+                f"its modulus has {bits} bits (from {_RSA_MIN_BITS} to {_RSA_MAX_BITS} are used)"
+            )
+        if n % 2 == 0 or e % 2 == 0 or not 3 <= e < min(n, 2**32):
+            raise ValueError("its modulus or exponent is not an RSA public key's")
+        return _RsaKey(kid, alg, n, e)
+    if kty == "EC":
+        if jwk.get("crv") != "P-256":
+            raise ValueError("its curve is not P-256 (the only one supported)")
+        if alg is not None and alg != "ES256":
+            raise ValueError(f"a P-256 key cannot be for {alg}")
+        x, y = _jwk_number(jwk, "x", 32), _jwk_number(jwk, "y", 32)
+        p = _P256_P
+        if x >= p or y >= p or (y * y - x * x * x + 3 * x - _P256_B) % p:
+            raise ValueError("its point is not on the curve P-256")
+        return _EcKey(kid, alg, x, y)
+    raise ValueError(f"its key type {str(kty)[:10]!r} is not supported (RSA or EC)")
+
+
+def _jwk_number(jwk: Mapping[str, Any], name: str, size: int | None = None) -> int:
+    value = jwk.get(name)
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"its {name} is missing")
+    try:
+        data = _base64url(value, name)
+    except JwtError:
+        raise ValueError(f"its {name} is not base64url") from None
+    if size is not None and len(data) != size:
+        raise ValueError(f"its {name} is not {size} bytes long")
+    return int.from_bytes(data, "big")
+
+
+# P-256 arithmetic for ECDSA verification: Jacobian coordinates (X, Y, Z)
+# for x = X/Z**2 and y = Y/Z**3, Z = 0 at infinity; a = -3. Only public values
+# are involved, so nothing here needs to run in constant time.
+
+
+def _p256_double(x: int, y: int, z: int) -> tuple[int, int, int]:
+    """2P ("dbl-2001-b", a = -3)."""
+    p = _P256_P
+    if z == 0 or y == 0:
+        return 1, 1, 0
+    delta = z * z % p
+    gamma = y * y % p
+    beta = x * gamma % p
+    alpha = 3 * (x - delta) * (x + delta) % p
+    x3 = (alpha * alpha - 8 * beta) % p
+    return x3, (alpha * (4 * beta - x3) - 8 * gamma * gamma) % p, 2 * y * z % p
+
+
+def _p256_add(x1: int, y1: int, z1: int, x2: int, y2: int) -> tuple[int, int, int]:
+    """P + Q for P Jacobian and Q affine ("madd-2007-bl"), edge cases included."""
+    p = _P256_P
+    if z1 == 0:
+        return x2, y2, 1
+    z1z1 = z1 * z1 % p
+    h = (x2 * z1z1 - x1) % p
+    r = 2 * (y2 * z1 * z1z1 - y1) % p
+    if h == 0:
+        return _p256_double(x1, y1, z1) if r == 0 else (1, 1, 0)
+    hh = h * h % p
+    i = 4 * hh
+    j = h * i % p
+    v = x1 * i % p
+    x3 = (r * r - j - 2 * v) % p
+    return x3, (r * (v - x3) - 2 * y1 * j) % p, 2 * z1 * h % p
+
+
+def _p256_affine(x: int, y: int, z: int) -> tuple[int, int]:
+    p = _P256_P
+    inverse = pow(z, -1, p)
+    square = inverse * inverse % p
+    return x * square % p, y * square * inverse % p
+
+
+def _p256_odd_multiples(x: int, y: int, width: int) -> list[tuple[int, int]]:
+    """P, 3P, 5P, ... (2**(width-1) - 1)P, affine: the table of a window."""
+    twice = _p256_affine(*_p256_double(x, y, 1))
+    table = [(x, y)]
+    for _ in range(2 ** (width - 2) - 1):
+        table.append(_p256_affine(*_p256_add(*table[-1], 1, *twice)))
+    return table
+
+
+def _p256_tables(x: int, y: int, width: int) -> list[list[tuple[int, int]]]:
+    """The window tables of P, 2**64 P, 2**128 P and 2**192 P."""
+    tables = [_p256_odd_multiples(x, y, width)]
+    for _ in range(_P256_PARTS - 1):
+        jx, jy, jz = x, y, 1
+        for _ in range(256 // _P256_PARTS):
+            jx, jy, jz = _p256_double(jx, jy, jz)
+        x, y = _p256_affine(jx, jy, jz)
+        tables.append(_p256_odd_multiples(x, y, width))
+    return tables
+
+
+@functools.cache
+def _p256_base_tables() -> list[list[tuple[int, int]]]:
+    return _p256_tables(_P256_GX, _P256_GY, _P256_G_WIDTH)
+
+
+def _wnaf(k: int, width: int) -> list[int]:
+    """The width-w non-adjacent form of k, least significant digit first."""
+    digits = []
+    window, half = 1 << width, 1 << (width - 1)
+    while k:
+        digit = 0
+        if k & 1:
+            digit = k & (window - 1)
+            if digit >= half:
+                digit -= window
+            k -= digit
+        digits.append(digit)
+        k >>= 1
+    return digits
+
+
+def _p256_combination(
+    terms: tuple[tuple[int, list[list[tuple[int, int]]], int], ...],
+) -> tuple[int, int, int]:
+    """The sum of each scalar times its point (Jacobian), from the points' tables.
+
+    Each scalar is cut into parts of 64 bits, each part in width-w NAF
+    against its table: all the parts share one chain of 64 doublings.
+    """
+    p = _P256_P
+    bits = 256 // _P256_PARTS
+    mask = (1 << bits) - 1
+    parts = []
+    for scalar, tables, width in terms:
+        for index, table in enumerate(tables):
+            digits = _wnaf((scalar >> (bits * index)) & mask, width)
+            if digits:
+                parts.append((digits, len(digits), table))
+    x, y, z = 1, 1, 0
+    for index in range(max((part[1] for part in parts), default=0) - 1, -1, -1):
+        if z:
+            x, y, z = _p256_double(x, y, z)
+        for digits, length, table in parts:
+            digit = digits[index] if index < length else 0
+            if digit:
+                px, py = table[abs(digit) >> 1]
+                x, y, z = _p256_add(x, y, z, px, py if digit > 0 else p - py)
+    return x, y, z
+
+
+# ---------------------------------------------------------------------------
+# Result: typed Ok/Err pipelines
+# ---------------------------------------------------------------------------
+
+if TYPE_CHECKING:
+    from typing import Generic as _Generic
+    from typing import Literal, NoReturn, TypeAlias
+
+    _T_co = TypeVar("_T_co", covariant=True)
+    _E_co = TypeVar("_E_co", covariant=True)
+    _U = TypeVar("_U")
+    _F = TypeVar("_F")
+    _X = TypeVar("_X", bound=BaseException)
+
+    # Python 3.11 has no `type` statement.
+    Result: TypeAlias = "Ok[_T_co] | Err[_E_co]"  # noqa: UP040
+else:
+
+    class _Generic:
+        """A base that makes ``Ok[int]`` work at run time without importing typing."""
+
+        __slots__ = ()
+
+        def __class_getitem__(cls, parameters: object) -> type:
+            return cls
+
+    _T_co = _E_co = None
+
+    class _ResultType:
+        """``Ok[T] | Err[E]``: what a step of a pipeline returns (see `Ok`).
+
+        An annotation (``Result[int, str]``); at run time, also a type for
+        ``isinstance(value, Result)``.
+        """
+
+        __slots__ = ()
+
+        def __getitem__(self, parameters: object) -> _ResultType:
+            return self
+
+        def __instancecheck__(self, value: object) -> bool:
+            return isinstance(value, Ok | Err)
+
+        def __repr__(self) -> str:
+            return "fleece_runtime.Result"
+
+    Result = _ResultType()
+
+
+class Ok(_Generic[_T_co]):
+    """A success holding ``value``: one of the two sides of a `Result`.
+
+    ::
+
+        def parse(text: str) -> Result[int, str]:
+            return Ok(int(text)) if text.isdigit() else Err(f"not a number: {text}")
+
+        total = parse("41").map(lambda n: n + 1).unwrap_or(0)     # 42
+
+        match parse(text):
+            case Ok(number):
+                save(number)
+            case Err(reason):
+                logger.warning("refused", reason=reason)
+
+    Each method of ``Ok`` has a counterpart on `Err` with the same name, so
+    a pipeline is written once for both: `map` changes the value, `bind`
+    (or `and_then`) chains a step that may fail, `map_err` and `unwrap_err`
+    are for the error side and pass a success through.
+    """
+
+    __slots__ = ("value",)
+    __match_args__ = ("value",)
+
+    def __init__(self, value: _T_co) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        return f"Ok({self.value!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Ok) and self.value == other.value
+
+    def __hash__(self) -> int:
+        return hash((Ok, self.value))
+
+    def is_ok(self) -> Literal[True]:
+        """True: this is a success."""
+        return True
+
+    def is_err(self) -> Literal[False]:
+        """False: this is not an error."""
+        return False
+
+    def map(self, op: Callable[[_T_co], _U]) -> Ok[_U]:
+        """``Ok(op(value))``."""
+        return Ok(op(self.value))
+
+    def map_err(self, op: object) -> Ok[_T_co]:
+        """This success, unchanged (``op`` is for errors)."""
+        return self
+
+    def bind(self, op: Callable[[_T_co], Result[_U, _F]]) -> Result[_U, _F]:
+        """``op(value)``: the next step of a pipeline, itself a `Result`."""
+        return op(self.value)
+
+    def and_then(self, op: Callable[[_T_co], Result[_U, _F]]) -> Result[_U, _F]:
+        """`bind`, under Rust's name."""
+        return op(self.value)
+
+    def unwrap(self) -> _T_co:
+        """The value."""
+        return self.value
+
+    def unwrap_or(self, default: object) -> _T_co:
+        """The value (``default`` is for errors)."""
+        return self.value
+
+    def unwrap_or_else(self, op: object) -> _T_co:
+        """The value (``op`` is for errors)."""
+        return self.value
+
+    def unwrap_err(self) -> NoReturn:
+        """Raise `UnwrapError`: a success has no error."""
+        raise UnwrapError(self, "unwrap_err() of an Ok")
+
+
+class Err(_Generic[_E_co]):
+    """A failure holding ``error``: the other side of a `Result` (see `Ok`).
+
+    `map` and `bind` pass it through unchanged, so the first failure of a
+    pipeline is the one that comes out; `map_err` changes the error;
+    `unwrap` raises `UnwrapError` (from the error, when it is an
+    exception); `unwrap_or` gives the default instead.
+    """
+
+    __slots__ = ("error",)
+    __match_args__ = ("error",)
+
+    def __init__(self, error: _E_co) -> None:
+        self.error = error
+
+    def __repr__(self) -> str:
+        return f"Err({self.error!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Err) and self.error == other.error
+
+    def __hash__(self) -> int:
+        return hash((Err, self.error))
+
+    def is_ok(self) -> Literal[False]:
+        """False: this is not a success."""
+        return False
+
+    def is_err(self) -> Literal[True]:
+        """True: this is an error."""
+        return True
+
+    def map(self, op: object) -> Err[_E_co]:
+        """This error, unchanged (``op`` is for successes)."""
+        return self
+
+    def map_err(self, op: Callable[[_E_co], _F]) -> Err[_F]:
+        """``Err(op(error))``."""
+        return Err(op(self.error))
+
+    def bind(self, op: object) -> Err[_E_co]:
+        """This error, unchanged: the pipeline stops here."""
+        return self
+
+    def and_then(self, op: object) -> Err[_E_co]:
+        """`bind`, under Rust's name."""
+        return self
+
+    def unwrap(self) -> NoReturn:
+        """Raise `UnwrapError`, chained from the error when it is an exception."""
+        error = self.error
+        raise UnwrapError(self, f"unwrap() of an Err: {error!r}"[:500]) from (
+            error if isinstance(error, BaseException) else None
+        )
+
+    def unwrap_or(self, default: _U) -> _U:
+        """``default``."""
+        return default
+
+    def unwrap_or_else(self, op: Callable[[_E_co], _U]) -> _U:
+        """``op(error)``."""
+        return op(self.error)
+
+    def unwrap_err(self) -> _E_co:
+        """The error."""
+        return self.error
+
+
+class UnwrapError(Exception):
+    """`Err.unwrap` (or `Ok.unwrap_err`) was called: ``result`` is the one unwrapped."""
+
+    def __init__(self, result: Ok[Any] | Err[Any], message: str) -> None:
+        super().__init__(message)
+        self.result = result
+
+
+def result_try(
+    *exceptions: type[_X],
+) -> Callable[[Callable[_P, _R]], Callable[_P, Result[_R, _X]]]:
+    """Decorator: the function returns `Ok` of its result, or `Err` of an exception it raised.
+
+    ::
+
+        @result_try(KeyError, ValueError)
+        def price(order: dict[str, str]) -> Decimal:
+            return Decimal(order["price"])
+
+        price({"price": "9.50"})      # Ok(Decimal('9.50'))
+        price({})                     # Err(KeyError('price'))
+
+    Only ``exceptions`` (and their subclasses) become `Err`; others are
+    raised as usual. At least one type is needed: catching everything would
+    hide bugs. The result is typed ``Result[R, E]``, E being what the
+    exception types have in common.
+    """
+    if not exceptions or not all(
+        isinstance(kind, type) and issubclass(kind, BaseException)
+        for kind in exceptions
+    ):
+        raise TypeError("result_try needs one exception type or more")
+
+    def decorate(func: Callable[_P, _R]) -> Callable[_P, Result[_R, _X]]:
+        @functools.wraps(func)
+        def tried(*args: _P.args, **kwargs: _P.kwargs) -> Result[_R, _X]:
+            try:
+                return Ok(func(*args, **kwargs))
+            except exceptions as error:
+                return Err(error)
+
+        return tried
+
+    return decorate
+
+
+# ---------------------------------------------------------------------------
+# Metrics: CloudWatch embedded metric format, one line per invocation
+# ---------------------------------------------------------------------------
+
+# The units CloudWatch knows (MetricDatum's Unit).
+_METRIC_UNITS = frozenset(
+    {
+        "Seconds", "Microseconds", "Milliseconds",
+        "Bytes", "Kilobytes", "Megabytes", "Gigabytes", "Terabytes",
+        "Bits", "Kilobits", "Megabits", "Gigabits", "Terabits",
+        "Percent", "Count",
+        "Bytes/Second", "Kilobytes/Second", "Megabytes/Second",
+        "Gigabytes/Second", "Terabytes/Second",
+        "Bits/Second", "Kilobits/Second", "Megabits/Second",
+        "Gigabits/Second", "Terabits/Second",
+        "Count/Second", "None",
+    }
+)  # fmt: skip
+_MAX_METRICS = 100  # metric definitions in one line, and values of one metric
+_MAX_DIMENSIONS = 30  # keys of a dimension set
+_METRIC_NAME_LIMIT = 255
+_DIMENSION_VALUE_LIMIT = 1024
+# CloudWatch refuses values beyond, and non-zero ones below 2**-360.
+_METRIC_VALUE_LIMIT = 2.0**360
+if TYPE_CHECKING:
+    from typing import overload
+
+    # (dimension names, (name, unit, resolution) of each metric) of an EMF line.
+    _EmfShape = tuple[tuple[str, ...], tuple[tuple[str, str, int], ...]]
+
+# True until the first invocation of a handler decorated by `Metrics.log_metrics`.
+_metrics_cold_start = True
+
+
+class Metrics:
+    """CloudWatch metrics of a function, written as embedded metric format (EMF) lines.
+
+    ::
+
+        metrics = Metrics("Orders", service="orders")
+
+        @metrics.log_metrics(capture_cold_start=True)
+        def handler(event, context):
+            metrics.add("OrderPlaced", 1, "Count")
+            metrics.add("Latency", 12.5, "Milliseconds", resolution=1)
+            metrics.add_dimension("channel", "web")
+            metrics.add_metadata("order_id", order_id)   # searchable, not a dimension
+
+    Lambda sends what a function writes to CloudWatch Logs, and CloudWatch
+    extracts the metrics of EMF lines: no API call, no dependency. The
+    decorator writes one JSON line to standard output when the handler
+    returns or raises, holding every metric added during the invocation
+    (values added under one name are kept together, up to 100), then
+    forgets them, the dimensions added with `add_dimension` and the
+    metadata. A line is also written as soon as 100 metrics, or 100 values
+    of one metric, are held: EMF allows no more in one line. ``flush``
+    writes the line without the decorator.
+
+    Dimensions: ``service`` (when given) and `set_default_dimensions` for
+    every invocation, `add_dimension` for this one; 30 at most in all.
+    ``capture_cold_start`` adds a ``ColdStart`` metric (Count 1) in a line
+    of its own, with the ``service`` and ``function_name`` dimensions, on
+    the first invocation of the process. An invocation that adds no metric
+    logs a warning (logger ``fleece_runtime.metrics``), or raises
+    ``ValueError`` with ``raise_on_empty=True``.
+
+    Everything is checked when added, against the EMF specification and
+    CloudWatch's limits, so that a bad name fails at the line that adds it
+    and never loses a line: names of 1 to 255 characters, not only spaces;
+    CloudWatch's units (``"Count"``, ``"Milliseconds"``, ``"Bytes/Second"``,
+    ... ``"None"``, the default); finite numbers CloudWatch accepts;
+    ``resolution`` 60 (standard) or 1 (high resolution); dimension values of
+    1 to 1024 characters; one name for one thing (a metric, a dimension or
+    metadata). ``stream`` (default: ``sys.stdout`` when writing) and
+    ``clock`` (``time.time``, for the timestamp) are for tests. Safe to use
+    from several threads.
+    """
+
+    def __init__(
+        self,
+        namespace: str,
+        service: str | None = None,
+        *,
+        stream: IO[str] | None = None,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        if (
+            not isinstance(namespace, str)
+            or not 0 < len(namespace) <= _METRIC_NAME_LIMIT
+            or not namespace.isascii()
+            or not namespace.strip()
+            or ":" in namespace
+            or namespace.startswith("AWS/")
+        ):
+            raise ValueError(
+                f"the namespace must be 1 to 255 ASCII characters, without ':' and "
+                f"not starting with 'AWS/', not {namespace!r}"
+            )
+        self.namespace = namespace
+        self.service = service
+        self.stream = stream
+        self.clock = clock or time.time
+        self._defaults: dict[str, str] = {}
+        self._dimensions: dict[str, str] = {}
+        self._metadata: dict[str, Any] = {}
+        # The JSON of the directive of each shape of line written (see _emf_line).
+        self._directives: dict[_EmfShape, str] = {}
+        # name -> (unit, resolution, values)
+        self._metrics: dict[str, tuple[str, int, list[float]]] = {}
+        self._lock = threading.Lock()
+        if service is not None:
+            self.set_default_dimensions(service=service)
+
+    def __repr__(self) -> str:
+        return f"<Metrics {self.namespace!r}>"
+
+    def add(
+        self, name: str, value: float, unit: str = "None", *, resolution: int = 60
+    ) -> None:
+        """Record ``value`` for the metric ``name`` (see the class for what is allowed)."""
+        _check_metric_name("metric", name)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise TypeError(f"the value of {name} must be a number, not {value!r}")
+        if not (
+            abs(value) <= _METRIC_VALUE_LIMIT
+            and (value == 0 or abs(value) >= 1 / _METRIC_VALUE_LIMIT)
+        ):
+            raise ValueError(f"CloudWatch cannot store {value!r} (metric {name})")
+        if unit not in _METRIC_UNITS:
+            raise ValueError(
+                f"{unit!r} is not a CloudWatch unit: one of {', '.join(sorted(_METRIC_UNITS))}"
+            )
+        if resolution not in (1, 60):
+            raise ValueError(
+                f"resolution must be 60 or 1 (seconds), not {resolution!r}"
+            )
+        line = None
+        with self._lock:
+            if (
+                name in self._defaults
+                or name in self._dimensions
+                or name in self._metadata
+            ):
+                raise ValueError(f"{name!r} is already a dimension or metadata")
+            held = self._metrics.get(name)
+            if held is None:
+                held = self._metrics[name] = (unit, resolution, [])
+            elif held[:2] != (unit, resolution):
+                raise ValueError(
+                    f"the metric {name} was added in {held[0]} with resolution "
+                    f"{held[1]}: a metric keeps one unit and one resolution"
+                )
+            held[2].append(value)
+            if len(self._metrics) >= _MAX_METRICS or len(held[2]) >= _MAX_METRICS:
+                line = self._line()
+                self._metrics = {}
+        if line is not None:
+            self._write(line)
+
+    def add_dimension(self, name: str, value: str) -> None:
+        """A dimension of every metric of this invocation (``channel="web"``)."""
+        self._dimension(name, value, default=False)
+
+    def set_default_dimensions(self, **dimensions: str) -> None:
+        """Dimensions of every metric of every invocation (``environment="prod"``)."""
+        for name, value in dimensions.items():
+            self._dimension(name, value, default=True)
+
+    def add_metadata(self, key: str, value: Any) -> None:
+        """A field of this invocation's line: searchable in the logs, not a dimension.
+
+        ``value`` is anything `JsonEncoder` writes.
+        """
+        _check_metric_name("metadata key", key)
+        if key == "_aws":
+            raise ValueError("the metadata key _aws is EMF's own")
+        if value is not None and not isinstance(value, str | int):
+            try:
+                json_dumps(value)
+            except (TypeError, ValueError) as error:
+                raise TypeError(
+                    f"the metadata {key} cannot be written as JSON: {error}"
+                ) from None
+        with self._lock:
+            if key in self._metrics or key in self._defaults or key in self._dimensions:
+                raise ValueError(f"{key!r} is already a metric or a dimension")
+            self._metadata[key] = value
+
+    def flush(self, *, raise_on_empty: bool = False) -> None:
+        """Write this invocation's line now, and forget its metrics, dimensions and metadata.
+
+        Nothing added: a warning is logged, or ``ValueError`` raised with
+        ``raise_on_empty=True``.
+        """
+        with self._lock:
+            line = self._line() if self._metrics else None
+            self._metrics, self._dimensions, self._metadata = {}, {}, {}
+        if line is not None:
+            self._write(line)
+        elif raise_on_empty:
+            raise ValueError(
+                f"no metric was added to {self.namespace} in this invocation"
+            )
+        else:
+            get_logger("fleece_runtime.metrics").warning(
+                "No metric added in this invocation", namespace=self.namespace
+            )
+
+    if TYPE_CHECKING:
+
+        @overload
+        def log_metrics(self, handler: Callable[_P, _R], /) -> Callable[_P, _R]: ...
+
+        @overload
+        def log_metrics(
+            self,
+            handler: None = None,
+            /,
+            *,
+            capture_cold_start: bool = False,
+            raise_on_empty: bool = False,
+        ) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]: ...
+
+    def log_metrics(
+        self,
+        handler: Callable[_P, _R] | None = None,
+        /,
+        *,
+        capture_cold_start: bool = False,
+        raise_on_empty: bool = False,
+    ) -> Callable[_P, _R] | Callable[[Callable[_P, _R]], Callable[_P, _R]]:
+        """Decorator of a handler ``(event, context)``: its metrics written when it ends.
+
+        ``@metrics.log_metrics`` or ``@metrics.log_metrics(capture_cold_start=True,
+        raise_on_empty=False)``: see the class. The line is written whether
+        the handler returns or raises.
+        """
+
+        def decorate(func: Callable[_P, _R]) -> Callable[_P, _R]:
+            @functools.wraps(func)
+            def measured(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+                global _metrics_cold_start
+                cold, _metrics_cold_start = _metrics_cold_start, False
+                if cold and capture_cold_start:
+                    context = args[1] if len(args) > 1 else kwargs.get("context")
+                    self._write_cold_start(context or current_lambda_context())
+                try:
+                    return func(*args, **kwargs)
+                finally:
+                    self.flush(raise_on_empty=raise_on_empty)
+
+            return measured
+
+        return decorate if handler is None else decorate(handler)
+
+    def _dimension(self, name: str, value: str, *, default: bool) -> None:
+        _check_metric_name("dimension", name)
+        if name.startswith(":"):
+            raise ValueError(f"a dimension name cannot start with ':' ({name!r})")
+        if not isinstance(value, str) or not 0 < len(value) <= _DIMENSION_VALUE_LIMIT:
+            raise ValueError(
+                f"the value of the dimension {name} must be 1 to "
+                f"{_DIMENSION_VALUE_LIMIT} characters, not {value!r}"
+            )
+        if not value.strip():
+            raise ValueError(f"the value of the dimension {name} is only spaces")
+        with self._lock:
+            if name in self._metrics or name in self._metadata:
+                raise ValueError(f"{name!r} is already a metric or metadata")
+            names = self._defaults.keys() | self._dimensions.keys()
+            if name not in names and len(names) >= _MAX_DIMENSIONS:
+                raise ValueError(
+                    f"a metric has {_MAX_DIMENSIONS} dimensions at most: "
+                    f"{name!r} is one too many"
+                )
+            (self._defaults if default else self._dimensions)[name] = value
+
+    def _line(self) -> str:
+        """The EMF line of the metrics held (the lock is held)."""
+        return _emf_line(
+            self.namespace,
+            int(self.clock() * 1000),
+            {**self._defaults, **self._dimensions},
+            self._metrics,
+            self._metadata,
+            self._directives,
+        )
+
+    def _write_cold_start(self, context: Any) -> None:
+        dimensions = {}
+        if self.service is not None:
+            dimensions["service"] = self.service
+        function = getattr(context, "function_name", None) or os.environ.get(
+            "AWS_LAMBDA_FUNCTION_NAME"
+        )
+        if isinstance(function, str) and function:
+            dimensions["function_name"] = function
+        cold_start: dict[str, tuple[str, int, list[float]]] = {
+            "ColdStart": ("Count", 60, [1])
+        }
+        timestamp = int(self.clock() * 1000)
+        with self._lock:  # the directives are shared with the invocation's lines
+            line = _emf_line(
+                self.namespace, timestamp, dimensions, cold_start, {}, self._directives
+            )
+        self._write(line)
+
+    def _write(self, line: str) -> None:
+        (self.stream or sys.stdout).write(line + "\n")
+
+
+def _check_metric_name(what: str, name: object) -> None:
+    if (
+        not isinstance(name, str)
+        or not 0 < len(name) <= _METRIC_NAME_LIMIT
+        or not name.strip()
+    ):
+        raise ValueError(
+            f"a {what} name must be 1 to {_METRIC_NAME_LIMIT} characters, "
+            f"not only spaces: {name!r}"
+        )
+
+
+def _emf_line(
+    namespace: str,
+    timestamp: int,
+    dimensions: dict[str, str],
+    metrics: dict[str, tuple[str, int, list[float]]],
+    metadata: dict[str, Any],
+    directives: dict[_EmfShape, str],
+) -> str:
+    """One EMF document: a directive for the metrics, then their values.
+
+    A function writes lines of a few shapes (the same dimensions and
+    metrics at each invocation): the JSON of each shape's directive is kept
+    in ``directives``, so that a line encodes only its values.
+    """
+    shape = (
+        tuple(dimensions),
+        tuple(
+            (name, unit, resolution) for name, (unit, resolution, _) in metrics.items()
+        ),
+    )
+    directive = directives.get(shape)
+    if directive is None:
+        definitions = []
+        for name, unit, resolution in shape[1]:
+            definition: dict[str, Any] = {"Name": name, "Unit": unit}
+            if resolution == 1:
+                definition["StorageResolution"] = 1
+            definitions.append(definition)
+        directive = json_dumps(
+            [
+                {
+                    "Namespace": namespace,
+                    "Dimensions": [list(dimensions)],
+                    "Metrics": definitions,
+                }
+            ]
+        )
+        if len(directives) >= _MAX_METRICS:  # names made up at run time: no growth
+            directives.clear()
+        directives[shape] = directive
+    values: dict[str, Any] = {**dimensions, **metadata}
+    for name, (_, _, held) in metrics.items():
+        values[name] = held[0] if len(held) == 1 else held
+    # ``values`` holds a metric at least: its JSON is "{...}", spliced after _aws.
+    return f'{{"_aws":{{"Timestamp":{timestamp},"CloudWatchMetrics":{directive}}},{json_dumps(values)[1:]}'
+
+
+# ---------------------------------------------------------------------------
+# Parameters: SSM parameters and Secrets Manager secrets, cached
+# ---------------------------------------------------------------------------
+
+_PARAMETER_MAX_AGE = 60.0  # seconds a value is served from the cache
+_PARAMETER_TIMEOUT = 3.0  # seconds to connect, and to read, per attempt
+_SSM_BATCH = 10  # names per GetParameters call: SSM takes no more
+_TRANSFORMS = (None, "json", "binary")
+_parameter_lock = threading.Lock()
+# (kind, name, decrypt, transform) -> (monotonic time it was fetched, value)
+_parameter_cache: dict[tuple[str, str, bool, str | None], tuple[float, Any]] = {}
+
+
+def get_parameter(
+    name: str,
+    *,
+    decrypt: bool = True,
+    max_age: float = _PARAMETER_MAX_AGE,
+    transform: str | None = None,
+    force_fetch: bool = False,
+) -> Any:
+    """The value of the SSM parameter ``name``, cached for ``max_age`` seconds.
+
+    ::
+
+        db_host = get_parameter("/orders/db/host")
+        settings = get_parameter("/orders/settings", transform="json")
+
+    A SecureString is decrypted (``decrypt=False`` returns its ciphertext).
+    ``transform``: None (the text), ``"json"`` (the value parsed as JSON),
+    ``"binary"`` (base64 decoded to bytes). A value is cached per process,
+    transform included: a call gets the cached value when it was fetched
+    less than ``max_age`` seconds ago (60), else a fresh one (``max_age=0``
+    or ``force_fetch=True``: always fresh). Raises
+    `ParameterNotFound`; other refusals (access denied, throttling after
+    botocore's retries) are botocore's errors. The function's role needs
+    ``ssm:GetParameter`` (and ``kms:Decrypt`` on the key of a SecureString).
+    """
+    key = ("ssm", _parameter_name(name), bool(decrypt), _transform_name(transform))
+    found, value = _cached(key, force_fetch, max_age)
+    if found:
+        return value
+    try:
+        answer = _parameter_client("ssm").get_parameter(
+            Name=name, WithDecryption=decrypt
+        )
+    except Exception as error:
+        if _error_code(error) == "ParameterNotFound":
+            raise ParameterNotFound(f"no SSM parameter {name}") from None
+        raise
+    value = _transformed(answer["Parameter"]["Value"], transform, name)
+    _cache(key, value)
+    return value
+
+
+def get_parameters(
+    names: Iterable[str],
+    *,
+    decrypt: bool = True,
+    max_age: float = _PARAMETER_MAX_AGE,
+    transform: str | None = None,
+    force_fetch: bool = False,
+) -> dict[str, Any]:
+    """The values of several SSM parameters, by name: cached ones from the
+    cache, the others in one ``GetParameters`` call per 10 names.
+
+    The options are `get_parameter`'s, and the cache is the same. Raises
+    `ParameterNotFound` naming every parameter that does not exist (the
+    others are cached all the same). The role needs ``ssm:GetParameters``.
+    """
+    if isinstance(names, str):
+        raise TypeError(
+            "get_parameters takes a list of names (get_parameter takes one)"
+        )
+    wanted = list(dict.fromkeys(_parameter_name(name) for name in names))
+    transform = _transform_name(transform)
+    values: dict[str, Any] = {}
+    missing: list[str] = []
+    for name in wanted:
+        key = ("ssm", name, bool(decrypt), transform)
+        found, value = _cached(key, force_fetch, max_age)
+        if found:
+            values[name] = value
+        else:
+            missing.append(name)
+    unknown: list[str] = []
+    client = _parameter_client("ssm") if missing else None
+    for start in range(0, len(missing), _SSM_BATCH):
+        batch = missing[start : start + _SSM_BATCH]
+        assert client is not None
+        answer = client.get_parameters(Names=batch, WithDecryption=decrypt)
+        for parameter in answer.get("Parameters", []):
+            # Asked for by name or ARN, with or without a :version or :label.
+            selector = parameter.get("Selector") or ""
+            name = parameter["Name"] + selector
+            if name not in batch:
+                name = parameter.get("ARN", "") + selector
+            value = _transformed(parameter["Value"], transform, name)
+            _cache(("ssm", name, bool(decrypt), transform), value)
+            values[name] = value
+        unknown.extend(answer.get("InvalidParameters", []))
+    if unknown:
+        raise ParameterNotFound(f"no SSM parameters {', '.join(sorted(unknown))}")
+    return {name: values[name] for name in wanted}
+
+
+def get_parameters_by_path(
+    path: str,
+    *,
+    recursive: bool = True,
+    decrypt: bool = True,
+    max_age: float = _PARAMETER_MAX_AGE,
+    transform: str | None = None,
+    force_fetch: bool = False,
+) -> dict[str, Any]:
+    """The SSM parameters under ``path``, by name relative to it, cached as a whole.
+
+    ::
+
+        get_parameters_by_path("/orders/db")   # {"host": "...", "credentials/user": "..."}
+
+    ``recursive=True`` (the default) includes the whole tree below
+    ``path``; False only its direct children. Every page of the answer is
+    read. The other options are `get_parameter`'s; the transform applies to
+    every value. No parameter under ``path`` gives an empty dict. The role
+    needs ``ssm:GetParametersByPath``.
+    """
+    path = "/" + _parameter_name(path).strip("/")
+    transform = _transform_name(transform)
+    key = ("ssm-path", f"{path}:{bool(recursive)}", bool(decrypt), transform)
+    found, value = _cached(key, force_fetch, max_age)
+    if found:
+        return dict(value)
+    values: dict[str, Any] = {}
+    client = _parameter_client("ssm")
+    arguments: dict[str, Any] = {
+        "Path": path,
+        "Recursive": recursive,
+        "WithDecryption": decrypt,
+        "MaxResults": _SSM_BATCH,
+    }
+    while True:
+        answer = client.get_parameters_by_path(**arguments)
+        for parameter in answer.get("Parameters", []):
+            name = parameter["Name"]
+            relative = name[len(path) :].lstrip("/") if name.startswith(path) else name
+            values[relative] = _transformed(parameter["Value"], transform, name)
+        token = answer.get("NextToken")
+        if not token:
+            break
+        arguments["NextToken"] = token
+    _cache(key, values)
+    return dict(values)
+
+
+def get_secret(
+    name: str,
+    *,
+    max_age: float = _PARAMETER_MAX_AGE,
+    transform: str | None = None,
+    force_fetch: bool = False,
+) -> Any:
+    """The current value of the Secrets Manager secret ``name`` (or ARN), cached.
+
+    A secret stored as text is returned as text, a binary one as bytes;
+    ``transform`` (``"json"``, ``"binary"``), ``max_age`` and
+    ``force_fetch`` are `get_parameter`'s. Raises `ParameterNotFound` for
+    a secret that does not exist. The role needs
+    ``secretsmanager:GetSecretValue`` (and ``kms:Decrypt`` with a key of
+    your own).
+    """
+    key = ("secret", _parameter_name(name), True, _transform_name(transform))
+    found, value = _cached(key, force_fetch, max_age)
+    if found:
+        return value
+    try:
+        answer = _parameter_client("secretsmanager").get_secret_value(SecretId=name)
+    except Exception as error:
+        if _error_code(error) == "ResourceNotFoundException":
+            raise ParameterNotFound(f"no secret {name}") from None
+        raise
+    raw = answer.get("SecretString")
+    if raw is None:
+        raw = answer["SecretBinary"]
+    value = _transformed(raw, transform, name)
+    _cache(key, value)
+    return value
+
+
+def clear_parameter_cache() -> None:
+    """Forget every cached parameter and secret (tests; after a rotation)."""
+    with _parameter_lock:
+        _parameter_cache.clear()
+
+
+class ParameterNotFound(LookupError):
+    """No SSM parameter, or no secret, of that name. The message names it."""
+
+
+def _parameter_name(name: object) -> str:
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"a parameter name must be a non-empty string, not {name!r}")
+    return name
+
+
+def _transform_name(transform: str | None) -> str | None:
+    if transform not in _TRANSFORMS:
+        raise ValueError(
+            f'transform must be None, "json" or "binary", not {transform!r}'
+        )
+    return transform
+
+
+def _cached(
+    key: tuple[str, str, bool, str | None], force: bool, max_age: float
+) -> tuple[bool, Any]:
+    """(True, value) when ``key`` is cached and fresh; (False, None) otherwise."""
+    _number("max_age", max_age, positive=False)
+    if force:
+        return False, None
+    entry = _parameter_cache.get(key)
+    if entry is None or time.monotonic() - entry[0] >= max_age:
+        return False, None
+    return True, entry[1]
+
+
+def _cache(key: tuple[str, str, bool, str | None], value: Any) -> None:
+    with _parameter_lock:
+        _parameter_cache[key] = (time.monotonic(), value)
+
+
+def _transformed(raw: str | bytes, transform: str | None, name: str) -> Any:
+    """The value as asked; the message of a failure names the parameter, not its value."""
+    if transform == "json":
+        try:
+            return json.loads(raw)
+        except ValueError:
+            raise ValueError(f"the value of {name} is not JSON") from None
+    if transform == "binary":
+        if isinstance(raw, bytes):
+            return raw
+        import binascii
+
+        try:
+            return binascii.a2b_base64(raw, strict_mode=True)
+        except (binascii.Error, ValueError):
+            raise ValueError(f"the value of {name} is not base64") from None
+    return raw
+
+
+@functools.cache
+def _parameter_client(service: str) -> Any:
+    """The SSM or Secrets Manager client of this process (created at first use)."""
+    return _aws_client(service, _PARAMETER_TIMEOUT, attempts=3)
+
+
+# ---------------------------------------------------------------------------
+# Idempotency: a repeated event gets the first call's result, not a second run
+# ---------------------------------------------------------------------------
+
+_IDEMPOTENCY_EXPIRES_AFTER = 3600.0  # seconds a result is kept
+_IN_PROGRESS, _COMPLETED = "INPROGRESS", "COMPLETED"
+_CLAIM_TRIES = 3
+
+
+def idempotent(
+    *,
+    store: IdempotencyStore,
+    key: str | Callable[[Any], Any] | None = None,
+    expires_after: float = _IDEMPOTENCY_EXPIRES_AFTER,
+    payload_validation: bool | str | Callable[[Any], Any] = False,
+    raise_on_missing_key: bool = True,
+    clock: Callable[[], float] | None = None,
+) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
+    """Decorator: a function runs once per key; repeats get the stored result.
+
+    ::
+
+        store = DynamoDBIdempotencyStore("idempotency")
+
+        @idempotent(store=store, key="body.order_id")
+        def handler(event, context):             # a handler...
+            return charge(json.loads(event["body"]))
+
+        @idempotent(store=store, key="message_id", expires_after=24 * 3600)
+        def ship(record):                         # ...or the function of each record
+            ...
+
+    Lambda delivers events at least once: a retried invocation, a queue
+    message received twice. The key is computed from the function's first
+    argument (the event, or a record): ``key`` is a path into it
+    (``"body.order_id"``, ``"detail.items[0].sku"``: mapping keys or
+    attributes, list indexes; a JSON string met on the way is parsed, as an
+    API Gateway body), a function of it, or None for the whole of it (of
+    an event view or a record of the `Router`, such as `SqsRecord`, the
+    whole of what Lambda sent: ``raw``).
+
+    Under a `Router` batch route, the decorator goes below the route's::
+
+        @app.sqs("orders")
+        @idempotent(store=store, key="message_id")   # SqsRecord.message_id
+        def ship(record: SqsRecord) -> None:
+            ...
+
+    A record whose duplicate is still running fails with `AlreadyInProgress`
+    and is reported in ``batchItemFailures``, so SQS delivers it again later.
+
+    - The first call writes an ``INPROGRESS`` record (a conditional write:
+      of two concurrent calls, one wins), runs the function, then stores its
+      result (as JSON, through `JsonEncoder`) for ``expires_after`` seconds
+      (one hour).
+    - A repeat returns the stored result (its JSON value: a dataclass comes
+      back as a dict) without running the function.
+    - A repeat while the first call runs raises `AlreadyInProgress`: a
+      record of a batch fails, and comes again later.
+    - When the function raises, the record is deleted and the exception
+      raised, so that a retry runs it again.
+    - The in-progress record lasts as long as the invocation may (its
+      remaining time, from the handler's ``context`` or the current
+      invocation's, else ``expires_after``): a call killed by a timeout does
+      not block its key for longer.
+    - ``payload_validation`` (True for the whole argument, or a path or a
+      function, as ``key``): a repeat whose payload differs from the first
+      call's under the same key raises `IdempotencyValidationError`. Name
+      the part of a queue record that matters (``payload_validation="body"``):
+      the whole record holds attributes that change at each delivery
+      (``ApproximateReceiveCount``).
+    - A missing key (the path leads nowhere, or to an empty value) raises
+      `IdempotencyKeyError`; with ``raise_on_missing_key=False`` the
+      function runs without idempotency, and a warning is logged (logger
+      ``fleece_runtime.idempotency``).
+
+    Keys are SHA-256 digests of the key's JSON, prefixed with the function's
+    name (and ``AWS_LAMBDA_FUNCTION_NAME``), so that functions can share a
+    table. A result that cannot be written as JSON raises ``TypeError``
+    (after the function ran, and the record is deleted). A store that fails
+    while saving the result only logs a warning: the function's result is
+    returned. ``clock`` (``time.time``) is for tests. ``async def``
+    functions are not supported.
+    """
+    settings = _Idempotency(
+        store, key, expires_after, payload_validation, raise_on_missing_key, clock
+    )
+
+    def decorate(func: Callable[_P, _R]) -> Callable[_P, _R]:
+        import inspect
+
+        if inspect.iscoroutinefunction(func):
+            raise TypeError("@idempotent does not support async def functions")
+        name = f"{func.__module__}.{func.__qualname__}"
+
+        @functools.wraps(func)
+        def once(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+            return settings.run(name, func, args, kwargs)
+
+        return once
+
+    return decorate
+
+
+class AlreadyInProgress(Exception):
+    """A call with the same idempotency key is running (or was killed and its
+    record has not expired yet): nothing was run. Fail, and let the event
+    come again. ``retry_after``: seconds until the running call's record
+    expires."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class IdempotencyValidationError(ValueError):
+    """A repeat carries another payload than the first call under the same key:
+    the key is probably too coarse, or the event was altered."""
+
+
+class IdempotencyKeyError(ValueError):
+    """The idempotency key of an event could not be read (see ``key=``)."""
+
+
+class IdempotencyRecord:
+    """What an idempotency store keeps per key.
+
+    ``key``; ``status`` (``"INPROGRESS"`` or ``"COMPLETED"``);
+    ``expires_at`` (seconds since the epoch: the record is ignored after it,
+    and a DynamoDB TTL deletes it); ``in_progress_until`` (seconds since the
+    epoch, for an in-progress record); ``result`` (the JSON text of the
+    result, once completed); ``payload_hash`` (with payload validation).
+    """
+
+    __slots__ = (
+        "expires_at",
+        "in_progress_until",
+        "key",
+        "payload_hash",
+        "result",
+        "status",
+    )
+
+    def __init__(
+        self,
+        key: str,
+        status: str,
+        expires_at: float,
+        in_progress_until: float | None = None,
+        result: str | None = None,
+        payload_hash: str | None = None,
+    ) -> None:
+        self.key = key
+        self.status = status
+        self.expires_at = expires_at
+        self.in_progress_until = in_progress_until
+        self.result = result
+        self.payload_hash = payload_hash
+
+    def __repr__(self) -> str:
+        return f"<IdempotencyRecord {self.status} {self.key}>"
+
+    def live(self, now: float) -> bool:
+        """Whether the record still holds its key at ``now``."""
+        if now >= self.expires_at:
+            return False
+        until = self.in_progress_until
+        return self.status == _COMPLETED or until is None or now < until
+
+
+class IdempotencyStore:
+    """Where `idempotent` keeps its records: the protocol a store implements.
+
+    Subclass it, or give any object with these three methods.
+    """
+
+    def claim(self, record: IdempotencyRecord, now: float) -> IdempotencyRecord | None:
+        """Write the in-progress ``record`` unless a live record holds its key.
+
+        Returns None once written, else the live record (see
+        `IdempotencyRecord.live`). Two concurrent claims of one key must not
+        both succeed.
+        """
+        raise NotImplementedError
+
+    def complete(self, record: IdempotencyRecord) -> None:
+        """Replace the in-progress record by the completed ``record``."""
+        raise NotImplementedError
+
+    def release(self, key: str) -> None:
+        """Delete the in-progress record of ``key`` (the function raised)."""
+        raise NotImplementedError
+
+
+class MemoryIdempotencyStore(IdempotencyStore):
+    """Records in this process's memory: for tests, and for duplicates that
+    reach the same instance (each instance of the function has its own)."""
+
+    def __init__(self) -> None:
+        self._records: dict[str, IdempotencyRecord] = {}
+        self._lock = threading.Lock()
+
+    def claim(self, record: IdempotencyRecord, now: float) -> IdempotencyRecord | None:
+        """Write ``record`` unless a live record holds its key; else return that one."""
+        with self._lock:
+            current = self._records.get(record.key)
+            if current is not None and current.live(now):
+                return current
+            self._records[record.key] = record
+            return None
+
+    def complete(self, record: IdempotencyRecord) -> None:
+        """Store the completed ``record``."""
+        with self._lock:
+            self._records[record.key] = record
+
+    def release(self, key: str) -> None:
+        """Delete the in-progress record of ``key``."""
+        with self._lock:
+            current = self._records.get(key)
+            if current is not None and current.status == _IN_PROGRESS:
+                del self._records[key]
+
+
+class DynamoDBIdempotencyStore(IdempotencyStore):
+    """Records in a DynamoDB table, shared by every instance of the function.
+
+    One item per key, in the string attribute ``key_attribute`` (the
+    table's partition key, ``"id"`` by default), with ``status``,
+    ``in_progress_expiration``, ``data`` (the result's JSON) and
+    ``validation``; ``ttl_attribute`` (``"expiration"``, epoch seconds) is
+    when the record expires: enable TTL on it and DynamoDB deletes old
+    records. A claim is a conditional put that succeeds only when no live
+    record holds the key, so concurrent duplicates cannot both run; reads
+    are strongly consistent. ``client``: a boto3 DynamoDB client; by
+    default one waiting ``timeout`` seconds (2) to connect and read, three
+    attempts. The role needs ``dynamodb:PutItem``, ``GetItem`` and
+    ``DeleteItem`` on the table.
+    """
+
+    def __init__(
+        self,
+        table_name: str,
+        *,
+        key_attribute: str = "id",
+        ttl_attribute: str = "expiration",
+        client: Any = None,
+        timeout: float = 2.0,
+    ) -> None:
+        if not isinstance(table_name, str) or not table_name:
+            raise ValueError(
+                f"table_name must be a non-empty string, not {table_name!r}"
+            )
+        self.table_name = table_name
+        self.key_attribute = key_attribute
+        self.ttl_attribute = ttl_attribute
+        self.timeout = _number("timeout", timeout, positive=True)
+        self._client = client
+
+    def __repr__(self) -> str:
+        return f"<DynamoDBIdempotencyStore {self.table_name!r}>"
+
+    @property
+    def client(self) -> Any:
+        """The DynamoDB client (created at first use)."""
+        if self._client is None:
+            self._client = _aws_client("dynamodb", self.timeout, attempts=3)
+        return self._client
+
+    def claim(self, record: IdempotencyRecord, now: float) -> IdempotencyRecord | None:
+        """A conditional put; the live record that refused it, read back, otherwise."""
+        for _ in range(_CLAIM_TRIES):
+            try:
+                self.client.put_item(
+                    TableName=self.table_name,
+                    Item=self._item(record),
+                    ConditionExpression=(
+                        "attribute_not_exists(#key) OR #expires <= :now OR "
+                        "(#status = :in_progress AND #until <= :now)"
+                    ),
+                    ExpressionAttributeNames={
+                        "#key": self.key_attribute,
+                        "#expires": self.ttl_attribute,
+                        "#status": "status",
+                        "#until": "in_progress_expiration",
+                    },
+                    ExpressionAttributeValues={
+                        ":now": {"N": f"{now:.3f}"},
+                        ":in_progress": {"S": _IN_PROGRESS},
+                    },
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
+                return None
+            except Exception as error:
+                if _error_code(error) != "ConditionalCheckFailedException":
+                    raise
+                item = getattr(error, "response", {}).get("Item")
+            if item is None:
+                item = self.client.get_item(
+                    TableName=self.table_name,
+                    Key={self.key_attribute: {"S": record.key}},
+                    ConsistentRead=True,
+                ).get("Item")
+            if item is not None:
+                return self._record(item)
+            # Deleted since the put was refused (that call failed): claim again.
+        raise RuntimeError(f"the idempotency record {record.key} kept changing")
+
+    def complete(self, record: IdempotencyRecord) -> None:
+        """Put the completed ``record`` over the in-progress one."""
+        self.client.put_item(TableName=self.table_name, Item=self._item(record))
+
+    def release(self, key: str) -> None:
+        """Delete the record of ``key`` if it is still in progress."""
+        try:
+            self.client.delete_item(
+                TableName=self.table_name,
+                Key={self.key_attribute: {"S": key}},
+                ConditionExpression="#status = :in_progress",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={":in_progress": {"S": _IN_PROGRESS}},
+            )
+        except Exception as error:
+            if _error_code(error) != "ConditionalCheckFailedException":
+                raise
+
+    def _item(self, record: IdempotencyRecord) -> dict[str, Any]:
+        item: dict[str, Any] = {
+            self.key_attribute: {"S": record.key},
+            "status": {"S": record.status},
+            self.ttl_attribute: {"N": str(int(record.expires_at))},
+        }
+        if record.in_progress_until is not None:
+            item["in_progress_expiration"] = {"N": f"{record.in_progress_until:.3f}"}
+        if record.result is not None:
+            item["data"] = {"S": record.result}
+        if record.payload_hash is not None:
+            item["validation"] = {"S": record.payload_hash}
+        return item
+
+    def _record(self, item: Mapping[str, Any]) -> IdempotencyRecord:
+        def text(attribute: str) -> str | None:
+            value = item.get(attribute)
+            return value["S"] if value else None
+
+        until = item.get("in_progress_expiration")
+        return IdempotencyRecord(
+            item[self.key_attribute]["S"],
+            item["status"]["S"],
+            float(item[self.ttl_attribute]["N"]),
+            float(until["N"]) if until else None,
+            text("data"),
+            text("validation"),
+        )
+
+
+class _Idempotency:
+    """The settings of one `idempotent` decorator, and what a call does with them."""
+
+    def __init__(
+        self,
+        store: IdempotencyStore,
+        key: str | Callable[[Any], Any] | None,
+        expires_after: float,
+        payload_validation: bool | str | Callable[[Any], Any],
+        raise_on_missing_key: bool,
+        clock: Callable[[], float] | None,
+    ) -> None:
+        if not all(
+            callable(getattr(store, method, None))
+            for method in ("claim", "complete", "release")
+        ):
+            raise TypeError(f"store must be an IdempotencyStore, not {store!r}")
+        self.store = store
+        self.key = _payload_reader("key", key)
+        self.expires_after = _number("expires_after", expires_after, positive=True)
+        self.validation = (
+            None
+            if payload_validation is False
+            else _payload_reader(
+                "payload_validation",
+                None if payload_validation is True else payload_validation,
+            )
+        )
+        self.raise_on_missing_key = raise_on_missing_key
+        self.clock = clock or time.time
+
+    def run(
+        self,
+        name: str,
+        func: Callable[..., _R],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> _R:
+        payload = args[0] if args else next(iter(kwargs.values()), None)
+        key = self._record_key(name, payload)
+        if key is None:
+            return func(*args, **kwargs)
+        payload_hash = None
+        if self.validation is not None:
+            payload_hash = _digest(self.validation(payload), "payload_validation")
+        now = self.clock()
+        expires_at = now + self.expires_after
+        claim = IdempotencyRecord(
+            key,
+            _IN_PROGRESS,
+            expires_at,
+            now + self._running_time(args, kwargs),
+            None,
+            payload_hash,
+        )
+        existing = self.store.claim(claim, now)
+        if existing is not None:
+            repeated: _R = self._repeat(existing, payload_hash, now)
+            return repeated
+        try:
+            result = func(*args, **kwargs)
+        except BaseException:
+            self._release(key)
+            raise
+        try:
+            stored = json_dumps(result)
+        except (TypeError, ValueError) as error:
+            self._release(key)
+            raise TypeError(
+                f"the result of {name} cannot be stored as JSON for idempotency: {error}"
+            ) from None
+        done = IdempotencyRecord(
+            key, _COMPLETED, expires_at, None, stored, payload_hash
+        )
+        try:
+            self.store.complete(done)
+        except Exception as error:  # noqa: BLE001 (the function ran: return its result)
+            get_logger("fleece_runtime.idempotency").warning(
+                "Idempotency result not stored: a repeat runs again once the "
+                "in-progress record expires",
+                function=name,
+                error=f"{type(error).__name__}: {error}"[:300],
+            )
+        return result
+
+    def _record_key(self, name: str, payload: Any) -> str | None:
+        value = self.key(payload)
+        if value is None or value in ("", [], {}):
+            if self.raise_on_missing_key:
+                raise IdempotencyKeyError(
+                    f"no idempotency key in the payload of {name}: check key="
+                )
+            get_logger("fleece_runtime.idempotency").warning(
+                "No idempotency key: the function runs without idempotency",
+                function=name,
+            )
+            return None
+        function = os.environ.get("AWS_LAMBDA_FUNCTION_NAME")
+        prefix = f"{function}.{name}" if function else name
+        return f"{prefix}#{_digest(value, 'key')}"
+
+    def _running_time(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> float:
+        """Seconds the invocation may still run: the in-progress record's life."""
+        context = args[1] if len(args) > 1 else kwargs.get("context")
+        remaining = getattr(context, "get_remaining_time_in_millis", None)
+        if not callable(remaining):
+            remaining = getattr(
+                current_lambda_context(), "get_remaining_time_in_millis", None
+            )
+        if callable(remaining):
+            return max(0.0, min(float(remaining()) / 1000, self.expires_after))
+        return self.expires_after
+
+    def _repeat(
+        self, existing: IdempotencyRecord, payload_hash: str | None, now: float
+    ) -> Any:
+        """The answer to a repeat: the stored result, or why there is none."""
+        if self.validation is not None and existing.payload_hash != payload_hash:
+            raise IdempotencyValidationError(
+                "the payload differs from the first call's under the same idempotency key"
+            )
+        if existing.status == _COMPLETED:
+            return None if existing.result is None else json.loads(existing.result)
+        until = existing.in_progress_until or existing.expires_at
+        raise AlreadyInProgress(
+            f"a call with the same idempotency key is in progress "
+            f"(its record expires in {max(0.0, until - now):.0f} s)",
+            max(0.0, until - now),
+        )
+
+    def _release(self, key: str) -> None:
+        try:
+            self.store.release(key)
+        except Exception as error:  # noqa: BLE001 (the function's own error goes first)
+            get_logger("fleece_runtime.idempotency").warning(
+                "Idempotency record not deleted: a retry waits until it expires",
+                error=f"{type(error).__name__}: {error}"[:300],
+            )
+
+
+def _payload_reader(
+    what: str, given: str | Callable[[Any], Any] | None
+) -> Callable[[Any], Any]:
+    """A function reading the key (or the validated part) of a payload."""
+    if given is None:
+        return _whole_payload
+    if callable(given):
+        return given
+    if isinstance(given, str):
+        return functools.partial(_path_value, _path_parts(given, what))
+    raise TypeError(f"{what} must be a path, a function or None, not {given!r}")
+
+
+def _whole_payload(payload: Any) -> Any:
+    """The payload itself; for an event view or a record (`SqsRecord`...), what Lambda sent."""
+    if isinstance(
+        payload,
+        Event | S3Record | SqsRecord | SnsRecord | DynamoDBRecord | KinesisRecord,
+    ):
+        return payload.raw
+    return payload
+
+
+def _path_parts(path: str, what: str) -> tuple[str | int, ...]:
+    """``"body.items[0].sku"`` as ``("body", "items", 0, "sku")``."""
+    parts: list[str | int] = []
+    for segment in path.split("."):
+        name, bracket, indexes = segment.partition("[")
+        if not name or name.startswith("_"):
+            raise ValueError(f"{what}={path!r} is not a path like 'body.items[0].sku'")
+        parts.append(name)
+        if bracket:
+            for index in ("[" + indexes).split("[")[1:]:
+                number = index[:-1]
+                if not index.endswith("]") or not number.lstrip("-").isdigit():
+                    raise ValueError(
+                        f"{what}={path!r} is not a path like 'body.items[0].sku'"
+                    )
+                parts.append(int(number))
+    return tuple(parts)
+
+
+def _path_value(parts: tuple[str | int, ...], value: Any) -> Any:
+    """What the path leads to in ``value``, or None."""
+    for part in parts:
+        if isinstance(value, str | bytes) and value[:1] in ("{", "[", b"{", b"["):
+            try:
+                value = json.loads(value)
+            except ValueError:
+                return None
+        if isinstance(part, int):
+            value = (
+                value[part]
+                if isinstance(value, list) and -len(value) <= part < len(value)
+                else None
+            )
+        elif isinstance(value, Mapping):
+            value = value.get(part)
+        else:
+            try:
+                value = getattr(value, part, None)
+            except ValueError:  # a record's json of a body that is not JSON
+                return None
+        if value is None:
+            return None
+    return value
+
+
+def _digest(value: Any, what: str) -> str:
+    """The SHA-256 of ``value``'s canonical JSON (keys sorted, no spaces)."""
+    import hashlib
+
+    try:
+        text = _canonical_encoder().encode(value)
+    except (TypeError, ValueError) as error:
+        raise IdempotencyKeyError(
+            f"the {what} cannot be written as JSON ({error}): give {what}= a path "
+            f"or a function"
+        ) from None
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@functools.cache
+def _canonical_encoder() -> JsonEncoder:
+    return JsonEncoder(
+        sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )

@@ -5,7 +5,8 @@ mypy knows it by); a service imports it as the top-level ``fleece_runtime``,
 and with ``runtime_stub/`` on ``sys.path`` that name is the same module
 object here. After each test the module's process-wide settings (default
 timeouts, retries, the shared session, X-Ray patches, root handlers and the
-formatter that renders Logger lines) are restored.
+formatter that renders Logger lines, kept clients, cached parameters, the
+cold start of metrics) are restored.
 """
 
 import io
@@ -42,6 +43,9 @@ def clean_runtime(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setattr(fleece_runtime, "_cold_start", True)
     monkeypatch.setattr(fleece_runtime, "_line_formatter", None)
     fleece_runtime._lambda_client.cache_clear()  # kept Lambda clients, and their endpoint
+    fleece_runtime._parameter_client.cache_clear()  # SSM and Secrets Manager clients
+    fleece_runtime.clear_parameter_cache()
+    monkeypatch.setattr(fleece_runtime, "_metrics_cold_start", True)
     monkeypatch.setattr(
         botocore.client.BaseClient,
         "_make_api_call",

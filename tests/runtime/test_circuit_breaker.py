@@ -368,6 +368,13 @@ def test_instances_share_a_circuit_through_dynamodb(table: str) -> None:
     assert instance_a.state == "closed"
 
 
+def test_the_dynamodb_store_s_client_waits_a_second_and_tries_twice(table: str) -> None:
+    config = runtime.DynamoDBCircuitStore(table).client.meta.config
+
+    assert (config.connect_timeout, config.read_timeout) == (1.0, 1.0)
+    assert config.retries == {"mode": "standard", "total_max_attempts": 2}
+
+
 def test_the_dynamodb_item_holds_the_state_and_its_expiry(table: str) -> None:
     clock, dependency = Clock(), Dependency()
     fail(dynamodb_breaker(clock, table), dependency, 3)
