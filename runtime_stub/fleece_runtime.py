@@ -9455,9 +9455,12 @@ class ClientCredentialsToken:
     random moment 60 to 300 seconds ahead (``refresh_window``; at most half
     the token's lifetime), so that concurrent instances do not all call the
     endpoint at once; threads of one instance wait for one request, or keep
-    using the current token while it runs. When a refresh fails, the current
-    token is served until it expires (no new attempt for 5 s), and only then
-    does `token` raise `TokenError`.
+    using the current token while it runs. A token is not handed out in its
+    last 10 s (a short-lived one is refreshed before). When a refresh fails,
+    the current token is served until then (no new attempt for 5 s), and
+    only then does `token` raise `TokenError`. Without a token, a failed
+    attempt is not repeated for 5 s either: meanwhile `token` raises its
+    error again at once, in this thread and in those that waited for it.
 
     ``client_id`` and ``client_secret`` are strings, or functions returning
     them (called at each request to the endpoint, so that a rotated secret
@@ -9521,7 +9524,10 @@ class ClientCredentialsToken:
         self._client_secret = client_secret
         self._client = client
         self._held: _HeldToken | None = None
+        # After a failed attempt: no new one before _retry_at; without a
+        # usable token, `token` raises the failure's error meanwhile.
         self._retry_at = 0.0
+        self._failure: TokenError | None = None
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -9547,8 +9553,7 @@ class ClientCredentialsToken:
     def invalidate(self) -> None:
         """Forget the held token (the API refused it): the next `token` gets a new one."""
         with self._lock:
-            self._held = None
-            self._retry_at = 0.0
+            self._held, self._retry_at, self._failure = None, 0.0, None
 
     def _refreshed(self) -> str:
         """The token after a refresh, if one is due (the lock is held)."""
@@ -9558,6 +9563,11 @@ class ClientCredentialsToken:
             now < held.refresh_at or (now < self._retry_at and now < held.usable_until)
         ):
             return held.value
+        failure = self._failure
+        if failure is not None and now < self._retry_at:
+            # The attempt of a moment ago failed (maybe in a thread this one
+            # waited for): its error, without asking again.
+            raise TokenError(str(failure)) from failure
         stored = self._read_store(now)
         if stored is not None and now < stored.refresh_at:
             self._held = stored
@@ -9565,18 +9575,20 @@ class ClientCredentialsToken:
         try:
             fresh = self._request(now)
         except (TokenError, HttpConnectionError, CircuitOpenError) as error:
+            if isinstance(error, TokenError):
+                failure = error
+            else:
+                failure = TokenError(f"no access token from {self._where()}: {error}")
+                failure.__cause__ = error
+            self._failure, self._retry_at = failure, now + _TOKEN_RETRY_WAIT
             current = max(
                 (t for t in (held, stored) if t is not None and now < t.usable_until),
                 key=lambda t: t.usable_until,
                 default=None,
             )
             if current is None:
-                if isinstance(error, TokenError):
-                    raise
-                raise TokenError(
-                    f"no access token from {self._where()}: {error}"
-                ) from error
-            self._held, self._retry_at = current, now + _TOKEN_RETRY_WAIT
+                raise failure from failure.__cause__
+            self._held = current
             get_logger("fleece_runtime.token").warning(
                 "Token refresh failed: the current token is served until it expires",
                 token_url=self._where(),
@@ -9584,7 +9596,7 @@ class ClientCredentialsToken:
                 error=f"{type(error).__name__}: {error}"[:300],
             )
             return current.value
-        self._held, self._retry_at = fresh, 0.0
+        self._held, self._retry_at, self._failure = fresh, 0.0, None
         self._write_store(fresh)
         return fresh.value
 
@@ -9696,8 +9708,9 @@ class _HeldToken:
     def __init__(self, value: str, expires_at: float, refresh_at: float) -> None:
         self.value = value
         self.expires_at = expires_at
-        self.refresh_at = refresh_at
         self.usable_until = expires_at - _TOKEN_EXPIRY_MARGIN
+        # A short-lived token is refreshed before it stops being handed out.
+        self.refresh_at = min(refresh_at, self.usable_until)
 
     def __repr__(self) -> str:
         return f"<token expiring at {self.expires_at:.0f}>"
