@@ -9455,9 +9455,12 @@ class ClientCredentialsToken:
     random moment 60 to 300 seconds ahead (``refresh_window``; at most half
     the token's lifetime), so that concurrent instances do not all call the
     endpoint at once; threads of one instance wait for one request, or keep
-    using the current token while it runs. When a refresh fails, the current
-    token is served until it expires (no new attempt for 5 s), and only then
-    does `token` raise `TokenError`.
+    using the current token while it runs. A token is not handed out in its
+    last 10 s (a short-lived one is refreshed before). When a refresh fails,
+    the current token is served until then (no new attempt for 5 s), and
+    only then does `token` raise `TokenError`. Without a token, a failed
+    attempt is not repeated for 5 s either: meanwhile `token` raises its
+    error again at once, in this thread and in those that waited for it.
 
     ``client_id`` and ``client_secret`` are strings, or functions returning
     them (called at each request to the endpoint, so that a rotated secret
@@ -9521,7 +9524,10 @@ class ClientCredentialsToken:
         self._client_secret = client_secret
         self._client = client
         self._held: _HeldToken | None = None
+        # After a failed attempt: no new one before _retry_at; without a
+        # usable token, `token` raises the failure's error meanwhile.
         self._retry_at = 0.0
+        self._failure: TokenError | None = None
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -9547,8 +9553,7 @@ class ClientCredentialsToken:
     def invalidate(self) -> None:
         """Forget the held token (the API refused it): the next `token` gets a new one."""
         with self._lock:
-            self._held = None
-            self._retry_at = 0.0
+            self._held, self._retry_at, self._failure = None, 0.0, None
 
     def _refreshed(self) -> str:
         """The token after a refresh, if one is due (the lock is held)."""
@@ -9558,6 +9563,11 @@ class ClientCredentialsToken:
             now < held.refresh_at or (now < self._retry_at and now < held.usable_until)
         ):
             return held.value
+        failure = self._failure
+        if failure is not None and now < self._retry_at:
+            # The attempt of a moment ago failed (maybe in a thread this one
+            # waited for): its error, without asking again.
+            raise TokenError(str(failure)) from failure
         stored = self._read_store(now)
         if stored is not None and now < stored.refresh_at:
             self._held = stored
@@ -9565,18 +9575,20 @@ class ClientCredentialsToken:
         try:
             fresh = self._request(now)
         except (TokenError, HttpConnectionError, CircuitOpenError) as error:
+            if isinstance(error, TokenError):
+                failure = error
+            else:
+                failure = TokenError(f"no access token from {self._where()}: {error}")
+                failure.__cause__ = error
+            self._failure, self._retry_at = failure, now + _TOKEN_RETRY_WAIT
             current = max(
                 (t for t in (held, stored) if t is not None and now < t.usable_until),
                 key=lambda t: t.usable_until,
                 default=None,
             )
             if current is None:
-                if isinstance(error, TokenError):
-                    raise
-                raise TokenError(
-                    f"no access token from {self._where()}: {error}"
-                ) from error
-            self._held, self._retry_at = current, now + _TOKEN_RETRY_WAIT
+                raise failure from failure.__cause__
+            self._held = current
             get_logger("fleece_runtime.token").warning(
                 "Token refresh failed: the current token is served until it expires",
                 token_url=self._where(),
@@ -9584,7 +9596,7 @@ class ClientCredentialsToken:
                 error=f"{type(error).__name__}: {error}"[:300],
             )
             return current.value
-        self._held, self._retry_at = fresh, 0.0
+        self._held, self._retry_at, self._failure = fresh, 0.0, None
         self._write_store(fresh)
         return fresh.value
 
@@ -9696,8 +9708,9 @@ class _HeldToken:
     def __init__(self, value: str, expires_at: float, refresh_at: float) -> None:
         self.value = value
         self.expires_at = expires_at
-        self.refresh_at = refresh_at
         self.usable_until = expires_at - _TOKEN_EXPIRY_MARGIN
+        # A short-lived token is refreshed before it stops being handed out.
+        self.refresh_at = min(refresh_at, self.usable_until)
 
     def __repr__(self) -> str:
         return f"<token expiring at {self.expires_at:.0f}>"
@@ -9786,6 +9799,7 @@ _JWT_HASHES = {
 }
 _JWT_LEEWAY = 30.0  # seconds of clock skew allowed on exp, nbf and iat
 _JWT_MAX_LENGTH = 16384  # characters: more is refused before any decoding
+_JWT_TIME_LIMIT = 1e15  # seconds: larger times, NaN and infinities are refused
 # Seconds a fetched key set is used before it is fetched again; and at most
 # one fetch per interval for tokens naming keys the set does not hold.
 _JWKS_MAX_AGE = 3600.0
@@ -9870,10 +9884,14 @@ class JwtVerifier:
     `verify` returns the claims of a token whose signature verifies with
     the key its header names (``kid``) and whose claims hold: ``exp`` (a
     required claim by default: ``required_claims``), ``nbf`` and ``iat``,
-    each with ``leeway`` seconds (30) of clock skew; ``iss`` equal to
-    ``issuer`` and ``aud`` holding ``audience`` (each a string or several,
-    checked when given). Anything else raises `JwtError`, whose message says
-    what is wrong without repeating the token or its claims.
+    each with ``leeway`` seconds (30) of clock skew (numbers, finite; a
+    required claim that is null is missing); ``iss`` equal to ``issuer``
+    (when given); ``aud`` holding ``audience`` (each a string or several).
+    A token with an ``aud`` claim is refused by a verifier without
+    ``audience``: it is meant for other services (RFC 7519, 4.1.3), unless
+    ``any_audience=True`` says that every audience is accepted. Anything
+    else raises `JwtError`, whose message says what is wrong without
+    repeating the token or its claims.
 
     ``algorithms``: RS256 by default; RS384, RS512 and ES256 (P-256) may be
     added. ``alg: none``, HMAC (HS256...) and other algorithms are always
@@ -9889,7 +9907,10 @@ class JwtVerifier:
     once per ``refetch_interval`` seconds (30), so that tokens with made-up
     ``kid`` values cannot make the function hammer the endpoint. When a
     fetch fails, the keys fetched before stay in use; with none,
-    `JwksError` is raised. ``jwks`` gives the key set itself instead of a
+    `JwksError` is raised. Either way the endpoint is not asked again
+    before ``refetch_interval`` seconds (meanwhile, without keys, `verify`
+    raises the same `JwksError` at once), and the keys held keep their age:
+    their refresh after ``max_age`` is not postponed. ``jwks`` gives the key set itself instead of a
     URL. Keys are validated as they are read: RSA moduli of 2048 to 8192
     bits, odd, with an odd public exponent below 2**32 and the modulus; EC
     points on P-256; ``use`` of ``sig`` and ``key_ops`` with ``verify``
@@ -9904,6 +9925,7 @@ class JwtVerifier:
         *,
         issuer: str | Iterable[str] | None = None,
         audience: str | Iterable[str] | None = None,
+        any_audience: bool = False,
         algorithms: Iterable[str] = ("RS256",),
         leeway: float = _JWT_LEEWAY,
         required_claims: Iterable[str] = ("exp",),
@@ -9929,6 +9951,9 @@ class JwtVerifier:
         self.jwks_url = jwks_url
         self.issuer = _names("issuer", issuer)
         self.audience = _names("audience", audience)
+        if any_audience and self.audience is not None:
+            raise ValueError("give audience or any_audience=True, not both")
+        self.any_audience = any_audience
         self.leeway = _number("leeway", leeway, positive=False)
         self.required_claims = tuple(required_claims)
         self.max_age = _number("max_age", max_age, positive=True)
@@ -9938,7 +9963,9 @@ class JwtVerifier:
         self.clock = clock or time.time
         self._client = client
         self._keys = None if jwks is None else _key_set(jwks, "the key set given")
-        self._fetched_at = float("-inf")
+        # When the key set was last fetched, and last asked for (failed or not).
+        self._fetched_at = self._attempted_at = float("-inf")
+        self._failure: JwksError | None = None
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -9984,7 +10011,7 @@ class JwtVerifier:
                     key = keys.find(kid, kty)  # fetched meanwhile by another thread
                 if (
                     key is None
-                    and self.clock() - self._fetched_at >= self.refetch_interval
+                    and self.clock() - self._attempted_at >= self.refetch_interval
                 ):
                     key = self._refetched(kid, kty)
         if key is None:
@@ -10006,21 +10033,21 @@ class JwtVerifier:
 
     def _current_keys(self) -> _KeySet:
         keys = self._keys
-        if keys is not None and (
-            self.jwks_url is None or self.clock() - self._fetched_at < self.max_age
-        ):
+        if keys is not None and (self.jwks_url is None or not self._fetch_due()):
             return keys
         with self._lock:
             keys = self._keys
-            if keys is not None and self.clock() - self._fetched_at < self.max_age:
-                return keys
+            if not self._fetch_due():
+                if keys is not None:
+                    return keys
+                # The last fetch failed moments ago: not asked again before
+                # refetch_interval (another thread's attempt counts).
+                raise JwksError(str(self._failure)) from self._failure
             try:
                 return self._fetch()
             except JwksError as error:
                 if keys is None:
                     raise
-                # Keep the keys, and try again after refetch_interval.
-                self._fetched_at = self.clock() - self.max_age + self.refetch_interval
                 get_logger("fleece_runtime.jwt").warning(
                     "Key set fetch failed: the keys fetched before are used",
                     jwks_url=self.jwks_url,
@@ -10039,28 +10066,42 @@ class JwtVerifier:
             )
             return None
 
+    def _fetch_due(self) -> bool:
+        """Whether the key set is older than max_age, and the last attempt
+        older than refetch_interval."""
+        now = self.clock()
+        return (
+            now - self._fetched_at >= self.max_age
+            and now - self._attempted_at >= self.refetch_interval
+        )
+
     def _fetch(self) -> _KeySet:
         """Fetch the key set now (the lock is held)."""
         url = self.jwks_url
         assert url is not None
-        self._fetched_at = self.clock()
+        started = self._attempted_at = self.clock()
         if self._client is None:
             self._client = HttpClient(timeout=(3.0, 5.0), retries=1)
         try:
-            document = self._client.get(url).raise_for_status().json()
+            keys = _key_set(self._client.get(url).raise_for_status().json(), url)
         except (HttpConnectionError, HttpStatusError, ValueError) as error:
-            raise JwksError(
+            self._failure = JwksError(
                 f"the key set at {url} could not be read: {error}"
-            ) from error
-        keys = _key_set(document, url)
-        self._keys = keys
+            )
+            raise self._failure from error
+        except JwksError as error:
+            self._failure = error
+            raise
+        # Only a key set read counts as fetched: a failure leaves the age of
+        # the keys held, so their scheduled refresh comes on time.
+        self._keys, self._fetched_at, self._failure = keys, started, None
         return keys
 
     def _check_claims(self, claims: dict[str, Any]) -> None:
         now = self.clock()
         leeway = self.leeway
         for name in self.required_claims:
-            if name not in claims:
+            if claims.get(name) is None:
                 raise JwtError("missing_claim", f"the token has no {name} claim")
         expires = _time_claim(claims, "exp")
         if expires is not None and now >= expires + leeway:
@@ -10078,13 +10119,18 @@ class JwtVerifier:
             not isinstance(issuer, str) or issuer not in self.issuer
         ):
             raise JwtError("issuer", "the token was not issued by the expected issuer")
-        if self.audience is not None:
-            audience = claims.get("aud")
-            given = [audience] if isinstance(audience, str) else audience
-            if not isinstance(given, list) or not any(
+        audience = claims.get("aud")
+        if self.any_audience or (audience is None and self.audience is None):
+            return
+        given = [audience] if isinstance(audience, str) else audience
+        if (
+            self.audience is None
+            or not isinstance(given, list)
+            or not any(
                 isinstance(name, str) and name in self.audience for name in given
-            ):
-                raise JwtError("audience", "the token is not meant for this audience")
+            )
+        ):
+            raise JwtError("audience", "the token is not meant for this audience")
 
 
 class JwtError(Exception):
@@ -10292,23 +10338,35 @@ def _jwt_object(encoded: str, part: str) -> dict[str, Any]:
 
 
 def _base64url(text: str, part: str) -> bytes:
-    """Strict base64url without padding (RFC 7515, 2): other characters are refused."""
+    """Strict base64url without padding (RFC 7515, 2): other characters are refused.
+
+    So are bits set past the last byte: each value has one encoding, and a
+    signed token one string.
+    """
     import binascii
 
     if "+" in text or "/" in text or "=" in text or len(text) % 4 == 1:
         raise JwtError("malformed", f"the token's {part} is not base64url")
     padded = text.replace("-", "+").replace("_", "/") + "=" * (-len(text) % 4)
     try:
-        return binascii.a2b_base64(padded, strict_mode=True)
+        data = binascii.a2b_base64(padded, strict_mode=True)
     except (binascii.Error, ValueError):
-        raise JwtError("malformed", f"the token's {part} is not base64url") from None
+        data = None
+    if data is None or binascii.b2a_base64(data, newline=False) != padded.encode():
+        raise JwtError("malformed", f"the token's {part} is not base64url")
+    return data
 
 
 def _time_claim(claims: dict[str, Any], name: str) -> float | None:
     value = claims.get(name)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    # json.loads reads NaN, Infinity and 1e999 (inf): none is a time.
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not -_JWT_TIME_LIMIT < value < _JWT_TIME_LIMIT
+    ):
         raise JwtError("malformed", f"the token's {name} claim is not a number")
     return float(value)
 

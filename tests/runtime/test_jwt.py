@@ -5,7 +5,9 @@ import hashlib
 import hmac
 import io
 import json
+import math
 import os
+import string
 import time
 from collections.abc import Callable
 from typing import Any
@@ -126,7 +128,7 @@ def test_a_valid_es256_token_gives_its_claims(
 def test_rs384_and_rs512_verify_when_accepted(
     jwks: Jwks, rsa_key: RsaSigner, algorithm: str
 ) -> None:
-    verifier = runtime.JwtVerifier(jwks.url, algorithms=(algorithm,))
+    verifier = runtime.JwtVerifier(jwks.url, audience="orders", algorithms=(algorithm,))
 
     assert verifier.verify(sign(rsa_key, claims(), algorithm))["sub"] == "customer-7"
 
@@ -136,7 +138,9 @@ def test_es256_signatures_of_many_messages_verify_and_forgeries_do_not(
 ) -> None:
     # The P-256 arithmetic is ours: check it on many scalars, not one.
     other = ec_signer("ec-1")
-    verifier = runtime.JwtVerifier(jwks=key_set(ec_key), algorithms=("ES256",))
+    verifier = runtime.JwtVerifier(
+        jwks=key_set(ec_key), audience="orders", algorithms=("ES256",)
+    )
     for number in range(25):
         payload = claims(jti=f"token-{number}-{os.urandom(8).hex()}")
         assert verifier.verify(sign(ec_key, payload))["jti"] == payload["jti"]
@@ -157,7 +161,7 @@ def test_a_key_set_without_kids_verifies_a_token_without_kid(
 ) -> None:
     jwk = rsa_key.jwk()
     del jwk["kid"]
-    verifier = runtime.JwtVerifier(jwks={"keys": [jwk]})
+    verifier = runtime.JwtVerifier(jwks={"keys": [jwk]}, audience="orders")
     header = {"alg": "RS256", "typ": "JWT"}
     signing_input = encode(header, claims())
     token = f"{signing_input}.{b64url(rsa_key.sign('RS256', signing_input.encode()))}"
@@ -188,6 +192,23 @@ def test_a_tampered_signature_is_refused(
         raw[-1] ^= 1
 
         assert refused(verifier, f"{head}.{b64url(bytes(raw))}").reason == "signature"
+
+
+def test_a_signature_with_unused_bits_set_is_refused(
+    verifier: runtime.JwtVerifier, rsa_key: RsaSigner, ec_key: EcSigner
+) -> None:
+    # One signature, one string: the bits past the last byte must be zero.
+    alphabet = string.ascii_uppercase + string.ascii_lowercase + string.digits + "-_"
+    for token in (sign(rsa_key, claims()), sign(ec_key, claims())):
+        head, _, signature = token.rpartition(".")
+        last = alphabet[alphabet.index(signature[-1]) ^ 1]
+        variant = f"{head}.{signature[:-1]}{last}"
+        assert base64.urlsafe_b64decode(variant.split(".")[2] + "==") == (
+            base64.urlsafe_b64decode(signature + "==")
+        )
+
+        assert refused(verifier, variant).reason == "malformed"
+        assert verifier.verify(token)["sub"] == "customer-7"
 
 
 def test_a_token_signed_by_another_key_with_the_same_kid_is_refused(
@@ -252,6 +273,40 @@ def test_a_time_claim_that_is_not_a_number_is_refused(
     )
 
 
+def test_a_required_claim_that_is_null_is_missing(
+    verifier: runtime.JwtVerifier, rsa_key: RsaSigner
+) -> None:
+    payload = claims()
+    payload["exp"] = None
+
+    assert refused(verifier, sign(rsa_key, payload)).reason == "missing_claim"
+
+
+@pytest.mark.parametrize("name", ["exp", "nbf", "iat"])
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
+def test_a_time_claim_that_is_not_finite_is_refused(
+    verifier: runtime.JwtVerifier, rsa_key: RsaSigner, name: str, value: float
+) -> None:
+    # json.dumps writes NaN and Infinity, which JSON parsers in Python read back.
+    error = refused(verifier, sign(rsa_key, claims(**{name: value})))
+
+    assert error.reason == "malformed"
+    assert name in str(error)
+
+
+def test_a_time_claim_too_large_for_a_float_is_refused(
+    verifier: runtime.JwtVerifier, rsa_key: RsaSigner
+) -> None:
+    header = b64url(json.dumps({"alg": "RS256", "kid": rsa_key.kid}).encode())
+    text = json.dumps(claims()).replace('"exp": ', '"exp": 1e999, "_": ')
+    signing_input = f"{header}.{b64url(text.encode())}"
+    signature = b64url(rsa_key.sign("RS256", signing_input.encode()))
+
+    error = refused(verifier, f"{signing_input}.{signature}")
+
+    assert error.reason == "malformed"
+
+
 def test_a_token_for_another_audience_is_refused(
     verifier: runtime.JwtVerifier, rsa_key: RsaSigner
 ) -> None:
@@ -259,6 +314,27 @@ def test_a_token_for_another_audience_is_refused(
         token = sign(rsa_key, claims(aud=audience))
 
         assert refused(verifier, token).reason == "audience"
+
+
+def test_a_verifier_without_audience_refuses_a_token_for_any_audience(
+    rsa_key: RsaSigner,
+) -> None:
+    # RFC 7519 (4.1.3): a token naming audiences is only for them.
+    verifier = runtime.JwtVerifier(jwks=key_set(rsa_key))
+
+    for audience in ("billing", ["billing", "orders"], 7):
+        token = sign(rsa_key, claims(aud=audience))
+
+        assert refused(verifier, token).reason == "audience"
+    assert verifier.verify(sign(rsa_key, claims(aud=None)))["sub"] == "customer-7"
+
+
+def test_any_audience_is_accepted_only_when_asked_for(rsa_key: RsaSigner) -> None:
+    verifier = runtime.JwtVerifier(jwks=key_set(rsa_key), any_audience=True)
+
+    assert verifier.verify(sign(rsa_key, claims(aud="billing")))["aud"] == "billing"
+    with pytest.raises(ValueError, match="any_audience"):
+        runtime.JwtVerifier(jwks=key_set(rsa_key), audience="orders", any_audience=True)
 
 
 def test_a_token_from_another_issuer_is_refused(
@@ -333,7 +409,9 @@ def test_an_es256_token_naming_an_rsa_key_is_refused(
 
 def test_a_key_for_another_algorithm_is_not_used(rsa_key: RsaSigner) -> None:
     verifier = runtime.JwtVerifier(
-        jwks={"keys": [rsa_key.jwk(alg="RS512")]}, algorithms=("RS256", "RS512")
+        jwks={"keys": [rsa_key.jwk(alg="RS512")]},
+        audience="orders",
+        algorithms=("RS256", "RS512"),
     )
 
     assert refused(verifier, sign(rsa_key, claims(), "RS256")).reason == "algorithm"
@@ -466,7 +544,9 @@ def test_a_failed_fetch_keeps_the_keys_fetched_before(
     jwks: Jwks, rsa_key: RsaSigner, clock: Clock, stream: io.StringIO
 ) -> None:
     no_retries = runtime.HttpClient(retries=0)
-    verifier = runtime.JwtVerifier(jwks.url, client=no_retries, clock=clock)
+    verifier = runtime.JwtVerifier(
+        jwks.url, audience="orders", client=no_retries, clock=clock
+    )
     token = sign(rsa_key, claims(exp=int(clock.now) + 7200))
     verifier.verify(token)
     jwks.status = 503
@@ -505,6 +585,48 @@ def test_no_key_set_at_all_raises_jwks_error(jwks: Jwks, rsa_key: RsaSigner) -> 
 
     with pytest.raises(runtime.JwksError, match=r"could not be read: 500"):
         verifier.verify(sign(rsa_key, claims()))
+
+
+def test_without_keys_a_failed_fetch_is_not_repeated_before_the_interval(
+    jwks: Jwks, rsa_key: RsaSigner, clock: Clock
+) -> None:
+    jwks.status = 503
+    verifier = runtime.JwtVerifier(
+        jwks.url, audience="orders", client=runtime.HttpClient(retries=0), clock=clock
+    )
+    token = sign(rsa_key, claims(exp=int(clock.now) + 7200))
+    for _ in range(5):
+        with pytest.raises(runtime.JwksError, match=r"could not be read: 503"):
+            verifier.verify(token)
+        clock.now += 5
+    assert jwks.fetches == 1
+
+    jwks.status = 200
+    clock.now += 5
+
+    assert verifier.verify(token)["sub"] == "customer-7"
+    assert jwks.fetches == 2
+
+
+def test_a_failed_refetch_for_an_unknown_kid_does_not_postpone_the_refresh(
+    verifier: runtime.JwtVerifier,
+    jwks: Jwks,
+    rsa_key: RsaSigner,
+    other_rsa_key: RsaSigner,
+    clock: Clock,
+) -> None:
+    start = clock.now
+    token = sign(rsa_key, claims(exp=int(start) + 7200))
+    verifier.verify(token)
+    clock.now += 100
+    jwks.status = 503
+    refused(verifier, sign(rsa_key, claims(exp=int(start) + 7200), kid="rotated"))
+    jwks.status = 200
+    jwks.document = key_set(other_rsa_key)  # rsa-1 revoked
+
+    clock.now = start + 3601
+
+    assert refused(verifier, token).reason == "key"
 
 
 def test_a_document_that_is_not_a_key_set_raises_jwks_error(
@@ -548,7 +670,9 @@ def test_unusable_keys_are_left_out_with_a_warning(
     for problem, jwk in unusable_keys(rsa_key, ec_key).items():
         jwk = {**jwk, "kid": "bad"}
         verifier = runtime.JwtVerifier(
-            jwks={"keys": [jwk, rsa_key.jwk()]}, algorithms=("RS256", "ES256")
+            jwks={"keys": [jwk, rsa_key.jwk()]},
+            audience="orders",
+            algorithms=("RS256", "ES256"),
         )
         token = sign(ec_key if jwk.get("kty") == "EC" else rsa_key, claims(), kid="bad")
 

@@ -307,6 +307,18 @@ def test_a_short_lived_token_is_refreshed_in_the_second_half_of_its_life(
     assert len(endpoint.requests) == 2
 
 
+def test_a_token_shorter_lived_than_twice_the_margin_is_not_handed_out_in_it(
+    endpoint: Endpoint, clock: Clock
+) -> None:
+    endpoint.expires_in = 12  # usable for 2 s: 10 s before expiry it is not
+    token = token_of(endpoint, clock)
+    assert token.token() == "opaque-token-1"
+
+    clock.now += 2.5
+
+    assert token.token() == "opaque-token-2"
+
+
 def test_concurrent_threads_hit_the_endpoint_once(
     endpoint: Endpoint, clock: Clock
 ) -> None:
@@ -384,6 +396,50 @@ def test_a_failed_refresh_is_tried_again_after_five_seconds(
     clock.now += 2
     endpoint.failure = None
     assert token.token() == f"opaque-token-{attempts + 1}"
+
+
+def test_without_a_token_a_failed_request_is_not_repeated_for_five_seconds(
+    endpoint: Endpoint, clock: Clock
+) -> None:
+    token = token_of(endpoint, clock, client=runtime.HttpClient(retries=0))
+    endpoint.failure = (503, {"error": "temporarily_unavailable"})
+    for _ in range(5):
+        with pytest.raises(runtime.TokenError, match="answered 503"):
+            token.token()
+        clock.now += 0.9
+    assert len(endpoint.requests) == 1
+
+    clock.now += 1
+    endpoint.failure = None
+
+    assert token.token() == "opaque-token-2"
+
+
+def test_threads_waiting_for_a_failed_request_get_its_error(
+    endpoint: Endpoint, clock: Clock
+) -> None:
+    token = token_of(endpoint, clock, client=runtime.HttpClient(retries=0))
+    endpoint.failure = (500, {})
+    endpoint.delay = 0.3
+    errors: list[str] = []
+    start = threading.Barrier(5)
+
+    def ask() -> None:
+        start.wait()
+        try:
+            token.token()
+        except runtime.TokenError as error:
+            errors.append(str(error))
+
+    threads = [threading.Thread(target=ask) for _ in range(5)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert len(errors) == 5
+    assert len(set(errors)) == 1
+    assert len(endpoint.requests) == 1
 
 
 def test_invalidate_forgets_the_token(endpoint: Endpoint, clock: Clock) -> None:
@@ -559,6 +615,7 @@ def test_an_open_circuit_refuses_without_calling_the_endpoint(
     for _ in range(2):
         with pytest.raises(runtime.TokenError):
             token.token()
+        clock.now += 5  # past the wait after a failed request
 
     with pytest.raises(runtime.TokenError) as raised:
         token.token()
