@@ -10830,16 +10830,19 @@ class Metrics:
     of its own, with the ``service`` and ``function_name`` dimensions, on
     the first invocation of the process. An invocation that adds no metric
     logs a warning (logger ``fleece_runtime.metrics``), or raises
-    ``ValueError`` with ``raise_on_empty=True``.
+    ``ValueError`` with ``raise_on_empty=True`` (not when the handler
+    raised: its exception goes on). An ``async def`` handler's line is
+    written when its coroutine ends.
 
     Everything is checked when added, against the EMF specification and
     CloudWatch's limits, so that a bad name fails at the line that adds it
-    and never loses a line: names of 1 to 255 characters, not only spaces;
-    CloudWatch's units (``"Count"``, ``"Milliseconds"``, ``"Bytes/Second"``,
-    ... ``"None"``, the default); finite numbers CloudWatch accepts;
-    ``resolution`` 60 (standard) or 1 (high resolution); dimension values of
-    1 to 1024 characters; one name for one thing (a metric, a dimension or
-    metadata). ``stream`` (default: ``sys.stdout`` when writing) and
+    and never loses a line: names of 1 to 255 characters, not only spaces,
+    not ``_aws`` (EMF's own key); CloudWatch's units (``"Count"``,
+    ``"Milliseconds"``, ``"Bytes/Second"``, ... ``"None"``, the default);
+    finite numbers CloudWatch accepts; ``resolution`` 60 (standard) or 1
+    (high resolution); dimension names and values (1 to 1024 characters)
+    in ASCII without control characters; one name for one thing (a metric,
+    a dimension or metadata). ``stream`` (default: ``sys.stdout`` when writing) and
     ``clock`` (``time.time``, for the timestamp) are for tests. Safe to use
     from several threads.
     """
@@ -10940,8 +10943,6 @@ class Metrics:
         ``value`` is anything `JsonEncoder` writes.
         """
         _check_metric_name("metadata key", key)
-        if key == "_aws":
-            raise ValueError("the metadata key _aws is EMF's own")
         if value is not None and not isinstance(value, str | int):
             try:
                 json_dumps(value)
@@ -10960,12 +10961,9 @@ class Metrics:
         Nothing added: a warning is logged, or ``ValueError`` raised with
         ``raise_on_empty=True``.
         """
-        with self._lock:
-            line = self._line() if self._metrics else None
-            self._metrics, self._dimensions, self._metadata = {}, {}, {}
-        if line is not None:
-            self._write(line)
-        elif raise_on_empty:
+        if self._flushed():
+            return
+        if raise_on_empty:
             raise ValueError(
                 f"no metric was added to {self.namespace} in this invocation"
             )
@@ -11001,37 +10999,81 @@ class Metrics:
 
         ``@metrics.log_metrics`` or ``@metrics.log_metrics(capture_cold_start=True,
         raise_on_empty=False)``: see the class. The line is written whether
-        the handler returns or raises.
+        the handler returns or raises (a handler's exception is never
+        replaced by ``raise_on_empty``'s). An ``async def`` handler's line is
+        written when its coroutine ends.
         """
 
         def decorate(func: Callable[_P, _R]) -> Callable[_P, _R]:
-            @functools.wraps(func)
-            def measured(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+            import inspect  # here, not at import: boto3 or asyncio has usually loaded it
+
+            def start(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
                 global _metrics_cold_start
                 cold, _metrics_cold_start = _metrics_cold_start, False
                 if cold and capture_cold_start:
                     context = args[1] if len(args) > 1 else kwargs.get("context")
                     self._write_cold_start(context or current_lambda_context())
-                try:
-                    return func(*args, **kwargs)
-                finally:
+
+            if inspect.iscoroutinefunction(func):
+                run: Any = func
+
+                @functools.wraps(func)
+                async def measured_async(*args: Any, **kwargs: Any) -> Any:
+                    start(args, kwargs)
+                    try:
+                        result = await run(*args, **kwargs)
+                    except BaseException:
+                        self._flushed()
+                        raise
                     self.flush(raise_on_empty=raise_on_empty)
+                    return result
+
+                wrapped: Any = measured_async
+                async_handler: Callable[_P, _R] = wrapped
+                return async_handler
+
+            @functools.wraps(func)
+            def measured(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+                start(args, kwargs)
+                try:
+                    result = func(*args, **kwargs)
+                except BaseException:
+                    self._flushed()
+                    raise
+                self.flush(raise_on_empty=raise_on_empty)
+                return result
 
             return measured
 
         return decorate if handler is None else decorate(handler)
 
+    def _flushed(self) -> bool:
+        """Write the line of the metrics held, if any, and forget the invocation's
+        metrics, dimensions and metadata. Whether a line was written."""
+        with self._lock:
+            line = self._line() if self._metrics else None
+            self._metrics, self._dimensions, self._metadata = {}, {}, {}
+        if line is not None:
+            self._write(line)
+        return line is not None
+
     def _dimension(self, name: str, value: str, *, default: bool) -> None:
         _check_metric_name("dimension", name)
-        if name.startswith(":"):
-            raise ValueError(f"a dimension name cannot start with ':' ({name!r})")
-        if not isinstance(value, str) or not 0 < len(value) <= _DIMENSION_VALUE_LIMIT:
+        if name.startswith(":") or not _printable_ascii(name):
+            raise ValueError(
+                f"a dimension name is ASCII without control characters, not "
+                f"starting with ':' ({name!r})"
+            )
+        if (
+            not isinstance(value, str)
+            or not 0 < len(value) <= _DIMENSION_VALUE_LIMIT
+            or not _printable_ascii(value)
+        ):
             raise ValueError(
                 f"the value of the dimension {name} must be 1 to "
-                f"{_DIMENSION_VALUE_LIMIT} characters, not {value!r}"
+                f"{_DIMENSION_VALUE_LIMIT} printable ASCII characters, not only "
+                f"spaces, not {value!r}"
             )
-        if not value.strip():
-            raise ValueError(f"the value of the dimension {name} is only spaces")
         with self._lock:
             if name in self._metrics or name in self._metadata:
                 raise ValueError(f"{name!r} is already a metric or metadata")
@@ -11087,6 +11129,13 @@ def _check_metric_name(what: str, name: object) -> None:
             f"a {what} name must be 1 to {_METRIC_NAME_LIMIT} characters, "
             f"not only spaces: {name!r}"
         )
+    if name == "_aws":
+        raise ValueError(f"_aws is EMF's own key, not a {what} name")
+
+
+def _printable_ascii(text: str) -> bool:
+    """Whether ``text`` is ASCII without control characters, and not only spaces."""
+    return text.isascii() and text.isprintable() and not text.isspace()
 
 
 def _emf_line(

@@ -1,5 +1,6 @@
 """fleece_runtime.Metrics: EMF lines checked against the specification's schema."""
 
+import asyncio
 import io
 import json
 import math
@@ -120,6 +121,33 @@ def test_the_line_is_written_when_the_handler_raises(
 
     (document,) = emf_documents(out)
     assert document["PaymentFailed"] == 1
+
+
+def test_an_async_handler_s_line_is_written_when_its_coroutine_ends(
+    metrics: runtime.Metrics, out: io.StringIO
+) -> None:
+    @metrics.log_metrics
+    async def handler(event: dict[str, Any], context: Any) -> str:
+        await asyncio.sleep(0)
+        metrics.add("OrderPlaced", 1, "Count")
+        return "placed"
+
+    assert asyncio.run(handler({}, Context())) == "placed"
+
+    (document,) = emf_documents(out)
+    assert document["OrderPlaced"] == 1
+
+
+def test_raise_on_empty_keeps_the_handler_s_own_exception(
+    metrics: runtime.Metrics, out: io.StringIO
+) -> None:
+    @metrics.log_metrics(raise_on_empty=True)
+    def handler(event: dict[str, Any], context: Any) -> None:
+        raise RuntimeError("card declined")
+
+    with pytest.raises(RuntimeError, match="card declined"):
+        handler({}, Context())
+    assert out.getvalue() == ""
 
 
 def test_a_hundred_metrics_fill_a_line_and_the_rest_go_in_the_next(
@@ -352,16 +380,39 @@ def test_one_name_is_one_thing(metrics: runtime.Metrics) -> None:
         metrics.add_metadata("channel", "x")
     with pytest.raises(ValueError, match="already a dimension or metadata"):
         metrics.add("order_id", 1)
+
+
+@pytest.mark.parametrize("kind", ["metric", "dimension", "metadata"])
+def test_emf_s_own_key_is_no_name(
+    metrics: runtime.Metrics, out: io.StringIO, kind: str
+) -> None:
+    add = {
+        "metric": lambda: metrics.add("_aws", 1, "Count"),
+        "dimension": lambda: metrics.add_dimension("_aws", "x"),
+        "metadata": lambda: metrics.add_metadata("_aws", {}),
+    }[kind]
+
     with pytest.raises(ValueError, match="EMF's own"):
-        metrics.add_metadata("_aws", {})
+        add()
+    metrics.add("Calls", 1, "Count")
+    metrics.flush()
+    emf_documents(out)
 
 
-@pytest.mark.parametrize("value", ["", " ", "x" * 1025, 7])
+@pytest.mark.parametrize("value", ["", " ", "x" * 1025, 7, "café", "a\nb", "a\x7f"])
 def test_a_dimension_value_emf_cannot_hold_is_refused(
     metrics: runtime.Metrics, value: Any
 ) -> None:
     with pytest.raises(ValueError, match="dimension channel"):
         metrics.add_dimension("channel", value)
+
+
+@pytest.mark.parametrize("name", ["région", "a\tb", ":channel"])
+def test_a_dimension_name_cloudwatch_refuses_is_refused(
+    metrics: runtime.Metrics, name: str
+) -> None:
+    with pytest.raises(ValueError, match="dimension name"):
+        metrics.add_dimension(name, "web")
 
 
 def test_metadata_that_json_cannot_hold_is_refused(metrics: runtime.Metrics) -> None:
