@@ -11194,7 +11194,9 @@ _PARAMETER_TIMEOUT = 3.0  # seconds to connect, and to read, per attempt
 _SSM_BATCH = 10  # names per GetParameters call: SSM takes no more
 _TRANSFORMS = (None, "json", "binary")
 _parameter_lock = threading.Lock()
-# (kind, name, decrypt, transform) -> (monotonic time it was fetched, value)
+# (kind, name, decrypt, transform) -> (monotonic time it was fetched, raw value):
+# the text (or bytes, or the dict of a path's texts), transformed at each read so
+# that no caller gets an object another caller may have changed.
 _parameter_cache: dict[tuple[str, str, bool, str | None], tuple[float, Any]] = {}
 
 
@@ -11218,26 +11220,29 @@ def get_parameter(
     ``"binary"`` (base64 decoded to bytes). A value is cached per process,
     transform included: a call gets the cached value when it was fetched
     less than ``max_age`` seconds ago (60), else a fresh one (``max_age=0``
-    or ``force_fetch=True``: always fresh). Raises
+    or ``force_fetch=True``: always fresh). The text is cached, and each
+    call gets an object of its own (a JSON value is parsed again), so that
+    changing it changes no later result. Raises
     `ParameterNotFound`; other refusals (access denied, throttling after
     botocore's retries) are botocore's errors. The function's role needs
     ``ssm:GetParameter`` (and ``kms:Decrypt`` on the key of a SecureString).
     """
     key = ("ssm", _parameter_name(name), bool(decrypt), _transform_name(transform))
-    found, value = _cached(key, force_fetch, max_age)
-    if found:
+    found, raw = _cached(key, force_fetch, max_age)
+    if not found:
+        try:
+            answer = _parameter_client("ssm").get_parameter(
+                Name=name, WithDecryption=decrypt
+            )
+        except Exception as error:
+            if _error_code(error) == "ParameterNotFound":
+                raise ParameterNotFound(f"no SSM parameter {name}") from None
+            raise
+        raw = answer["Parameter"]["Value"]
+        value = _transformed(raw, transform, name)
+        _cache(key, raw)
         return value
-    try:
-        answer = _parameter_client("ssm").get_parameter(
-            Name=name, WithDecryption=decrypt
-        )
-    except Exception as error:
-        if _error_code(error) == "ParameterNotFound":
-            raise ParameterNotFound(f"no SSM parameter {name}") from None
-        raise
-    value = _transformed(answer["Parameter"]["Value"], transform, name)
-    _cache(key, value)
-    return value
+    return _transformed(raw, transform, name)
 
 
 def get_parameters(
@@ -11265,9 +11270,9 @@ def get_parameters(
     missing: list[str] = []
     for name in wanted:
         key = ("ssm", name, bool(decrypt), transform)
-        found, value = _cached(key, force_fetch, max_age)
+        found, raw = _cached(key, force_fetch, max_age)
         if found:
-            values[name] = value
+            values[name] = _transformed(raw, transform, name)
         else:
             missing.append(name)
     unknown: list[str] = []
@@ -11282,9 +11287,8 @@ def get_parameters(
             name = parameter["Name"] + selector
             if name not in batch:
                 name = parameter.get("ARN", "") + selector
-            value = _transformed(parameter["Value"], transform, name)
-            _cache(("ssm", name, bool(decrypt), transform), value)
-            values[name] = value
+            values[name] = _transformed(parameter["Value"], transform, name)
+            _cache(("ssm", name, bool(decrypt), transform), parameter["Value"])
         unknown.extend(answer.get("InvalidParameters", []))
     if unknown:
         raise ParameterNotFound(f"no SSM parameters {', '.join(sorted(unknown))}")
@@ -11315,9 +11319,13 @@ def get_parameters_by_path(
     path = "/" + _parameter_name(path).strip("/")
     transform = _transform_name(transform)
     key = ("ssm-path", f"{path}:{bool(recursive)}", bool(decrypt), transform)
-    found, value = _cached(key, force_fetch, max_age)
+    found, cached = _cached(key, force_fetch, max_age)
     if found:
-        return dict(value)
+        return {
+            relative: _transformed(raw, transform, relative)
+            for relative, raw in cached.items()
+        }
+    raws: dict[str, str] = {}
     values: dict[str, Any] = {}
     client = _parameter_client("ssm")
     arguments: dict[str, Any] = {
@@ -11331,13 +11339,14 @@ def get_parameters_by_path(
         for parameter in answer.get("Parameters", []):
             name = parameter["Name"]
             relative = name[len(path) :].lstrip("/") if name.startswith(path) else name
-            values[relative] = _transformed(parameter["Value"], transform, name)
+            raws[relative] = parameter["Value"]
+            values[relative] = _transformed(raws[relative], transform, name)
         token = answer.get("NextToken")
         if not token:
             break
         arguments["NextToken"] = token
-    _cache(key, values)
-    return dict(values)
+    _cache(key, raws)
+    return values
 
 
 def get_secret(
@@ -11357,9 +11366,9 @@ def get_secret(
     your own).
     """
     key = ("secret", _parameter_name(name), True, _transform_name(transform))
-    found, value = _cached(key, force_fetch, max_age)
+    found, raw = _cached(key, force_fetch, max_age)
     if found:
-        return value
+        return _transformed(raw, transform, name)
     try:
         answer = _parameter_client("secretsmanager").get_secret_value(SecretId=name)
     except Exception as error:
@@ -11370,7 +11379,7 @@ def get_secret(
     if raw is None:
         raw = answer["SecretBinary"]
     value = _transformed(raw, transform, name)
-    _cache(key, value)
+    _cache(key, raw)
     return value
 
 
