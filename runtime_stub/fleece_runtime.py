@@ -11514,7 +11514,9 @@ def idempotent(
     - The in-progress record lasts as long as the invocation may (its
       remaining time, from the handler's ``context`` or the current
       invocation's, else ``expires_after``): a call killed by a timeout does
-      not block its key for longer.
+      not block its key for longer. A call that outlives its record, once
+      another call has claimed the key, neither deletes nor overwrites that
+      call's record (each record carries its call's ``claim_id``).
     - ``payload_validation`` (True for the whole argument, or a path or a
       function, as ``key``): a repeat whose payload differs from the first
       call's under the same key raises `IdempotencyValidationError`. Name
@@ -11581,10 +11583,14 @@ class IdempotencyRecord:
     ``expires_at`` (seconds since the epoch: the record is ignored after it,
     and a DynamoDB TTL deletes it); ``in_progress_until`` (seconds since the
     epoch, for an in-progress record); ``result`` (the JSON text of the
-    result, once completed); ``payload_hash`` (with payload validation).
+    result, once completed); ``payload_hash`` (with payload validation);
+    ``claim_id`` (random, one per call: which call wrote the record, so
+    that a call whose in-progress record lapsed never removes or
+    overwrites the record of the call that claimed the key after it).
     """
 
     __slots__ = (
+        "claim_id",
         "expires_at",
         "in_progress_until",
         "key",
@@ -11601,7 +11607,9 @@ class IdempotencyRecord:
         in_progress_until: float | None = None,
         result: str | None = None,
         payload_hash: str | None = None,
+        claim_id: str | None = None,
     ) -> None:
+        self.claim_id = claim_id
         self.key = key
         self.status = status
         self.expires_at = expires_at
@@ -11636,11 +11644,13 @@ class IdempotencyStore:
         raise NotImplementedError
 
     def complete(self, record: IdempotencyRecord) -> None:
-        """Replace the in-progress record by the completed ``record``."""
+        """Replace the in-progress record of the same claim (``claim_id``) by
+        the completed ``record``; leave the record of another claim."""
         raise NotImplementedError
 
-    def release(self, key: str) -> None:
-        """Delete the in-progress record of ``key`` (the function raised)."""
+    def release(self, record: IdempotencyRecord) -> None:
+        """Delete ``record``, the in-progress record of a call that raised,
+        if it still holds its key (same ``claim_id``); leave another claim's."""
         raise NotImplementedError
 
 
@@ -11662,16 +11672,25 @@ class MemoryIdempotencyStore(IdempotencyStore):
             return None
 
     def complete(self, record: IdempotencyRecord) -> None:
-        """Store the completed ``record``."""
+        """Store the completed ``record`` over the in-progress one of its claim."""
         with self._lock:
-            self._records[record.key] = record
+            if self._claimed(record):
+                self._records[record.key] = record
 
-    def release(self, key: str) -> None:
-        """Delete the in-progress record of ``key``."""
+    def release(self, record: IdempotencyRecord) -> None:
+        """Delete the in-progress ``record`` if it still holds its key."""
         with self._lock:
-            current = self._records.get(key)
-            if current is not None and current.status == _IN_PROGRESS:
-                del self._records[key]
+            if self._claimed(record):
+                del self._records[record.key]
+
+    def _claimed(self, record: IdempotencyRecord) -> bool:
+        """Whether the in-progress record of ``record``'s claim holds its key."""
+        current = self._records.get(record.key)
+        return (
+            current is not None
+            and current.status == _IN_PROGRESS
+            and current.claim_id == record.claim_id
+        )
 
 
 class DynamoDBIdempotencyStore(IdempotencyStore):
@@ -11679,11 +11698,13 @@ class DynamoDBIdempotencyStore(IdempotencyStore):
 
     One item per key, in the string attribute ``key_attribute`` (the
     table's partition key, ``"id"`` by default), with ``status``,
-    ``in_progress_expiration``, ``data`` (the result's JSON) and
-    ``validation``; ``ttl_attribute`` (``"expiration"``, epoch seconds) is
+    ``in_progress_expiration``, ``data`` (the result's JSON),
+    ``validation`` and ``claim``; ``ttl_attribute`` (``"expiration"``, epoch seconds) is
     when the record expires: enable TTL on it and DynamoDB deletes old
     records. A claim is a conditional put that succeeds only when no live
-    record holds the key, so concurrent duplicates cannot both run; reads
+    record holds the key, so concurrent duplicates cannot both run; the
+    result's put and the delete after a failure are conditional on the
+    call's own claim; reads
     are strongly consistent. ``client``: a boto3 DynamoDB client; by
     default one waiting ``timeout`` seconds (2) to connect and read, three
     attempts. The role needs ``dynamodb:PutItem``, ``GetItem`` and
@@ -11759,22 +11780,40 @@ class DynamoDBIdempotencyStore(IdempotencyStore):
         raise RuntimeError(f"the idempotency record {record.key} kept changing")
 
     def complete(self, record: IdempotencyRecord) -> None:
-        """Put the completed ``record`` over the in-progress one."""
-        self.client.put_item(TableName=self.table_name, Item=self._item(record))
-
-    def release(self, key: str) -> None:
-        """Delete the record of ``key`` if it is still in progress."""
+        """Put the completed ``record`` over the in-progress one of its claim."""
         try:
-            self.client.delete_item(
+            self.client.put_item(
                 TableName=self.table_name,
-                Key={self.key_attribute: {"S": key}},
-                ConditionExpression="#status = :in_progress",
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={":in_progress": {"S": _IN_PROGRESS}},
+                Item=self._item(record),
+                **self._own_claim(record),
             )
         except Exception as error:
             if _error_code(error) != "ConditionalCheckFailedException":
                 raise
+
+    def release(self, record: IdempotencyRecord) -> None:
+        """Delete the in-progress ``record`` if it still holds its key."""
+        try:
+            self.client.delete_item(
+                TableName=self.table_name,
+                Key={self.key_attribute: {"S": record.key}},
+                **self._own_claim(record),
+            )
+        except Exception as error:
+            if _error_code(error) != "ConditionalCheckFailedException":
+                raise
+
+    @staticmethod
+    def _own_claim(record: IdempotencyRecord) -> dict[str, Any]:
+        """The condition of a write: the in-progress item of ``record``'s claim."""
+        return {
+            "ConditionExpression": "#status = :in_progress AND #claim = :claim",
+            "ExpressionAttributeNames": {"#status": "status", "#claim": "claim"},
+            "ExpressionAttributeValues": {
+                ":in_progress": {"S": _IN_PROGRESS},
+                ":claim": {"S": record.claim_id or ""},
+            },
+        }
 
     def _item(self, record: IdempotencyRecord) -> dict[str, Any]:
         item: dict[str, Any] = {
@@ -11788,6 +11827,8 @@ class DynamoDBIdempotencyStore(IdempotencyStore):
             item["data"] = {"S": record.result}
         if record.payload_hash is not None:
             item["validation"] = {"S": record.payload_hash}
+        if record.claim_id is not None:
+            item["claim"] = {"S": record.claim_id}
         return item
 
     def _record(self, item: Mapping[str, Any]) -> IdempotencyRecord:
@@ -11803,6 +11844,7 @@ class DynamoDBIdempotencyStore(IdempotencyStore):
             float(until["N"]) if until else None,
             text("data"),
             text("validation"),
+            text("claim"),
         )
 
 
@@ -11860,6 +11902,7 @@ class _Idempotency:
             now + self._running_time(args, kwargs),
             None,
             payload_hash,
+            os.urandom(16).hex(),
         )
         existing = self.store.claim(claim, now)
         if existing is not None:
@@ -11868,17 +11911,17 @@ class _Idempotency:
         try:
             result = func(*args, **kwargs)
         except BaseException:
-            self._release(key)
+            self._release(claim)
             raise
         try:
             stored = json_dumps(result)
         except (TypeError, ValueError) as error:
-            self._release(key)
+            self._release(claim)
             raise TypeError(
                 f"the result of {name} cannot be stored as JSON for idempotency: {error}"
             ) from None
         done = IdempotencyRecord(
-            key, _COMPLETED, expires_at, None, stored, payload_hash
+            key, _COMPLETED, expires_at, None, stored, payload_hash, claim.claim_id
         )
         try:
             self.store.complete(done)
@@ -11936,9 +11979,9 @@ class _Idempotency:
             max(0.0, until - now),
         )
 
-    def _release(self, key: str) -> None:
+    def _release(self, claim: IdempotencyRecord) -> None:
         try:
-            self.store.release(key)
+            self.store.release(claim)
         except Exception as error:  # noqa: BLE001 (the function's own error goes first)
             get_logger("fleece_runtime.idempotency").warning(
                 "Idempotency record not deleted: a retry waits until it expires",

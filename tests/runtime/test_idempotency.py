@@ -193,6 +193,41 @@ def test_a_killed_call_blocks_its_key_only_for_the_invocation_s_remaining_time(
             retried.join()
 
 
+@pytest.mark.parametrize("a_fails", [True, False], ids=["raises", "returns"])
+def test_a_call_whose_record_lapsed_leaves_the_next_call_s_record(
+    store: runtime.IdempotencyStore, clock: Clock, a_fails: bool
+) -> None:
+    b_runs, b_may_end = threading.Event(), threading.Event()
+
+    @runtime.idempotent(store=store, key="id", clock=clock)
+    def handler(event: dict[str, Any], context: Any) -> str:
+        if event["who"] == "A":
+            clock.now += 5  # A outlives its 2 s in-progress record: B claims the key
+            b.start()
+            assert b_runs.wait(10)
+            if a_fails:
+                raise RuntimeError("A fails while B runs")
+            return "A"
+        b_runs.set()
+        b_may_end.wait(10)
+        return str(event["who"])
+
+    b = threading.Thread(target=handler, args=({"id": 1, "who": "B"}, Context()))
+    try:
+        if a_fails:
+            with pytest.raises(RuntimeError, match="A fails"):
+                handler({"id": 1, "who": "A"}, Context(2_000))
+        else:
+            assert handler({"id": 1, "who": "A"}, Context(2_000)) == "A"
+        with pytest.raises(runtime.AlreadyInProgress):  # B's record still holds
+            handler({"id": 1, "who": "C"}, Context())
+    finally:
+        b_may_end.set()
+        if b.is_alive():
+            b.join()
+    assert handler({"id": 1, "who": "D"}, Context()) == "B"
+
+
 def test_a_result_expires_after_expires_after(
     store: runtime.IdempotencyStore, clock: Clock
 ) -> None:
