@@ -11487,9 +11487,11 @@ def idempotent(
     argument (the event, or a record): ``key`` is a path into it
     (``"body.order_id"``, ``"detail.items[0].sku"``: mapping keys or
     attributes, list indexes; a JSON string met on the way is parsed, as an
-    API Gateway body), a function of it, or None for the whole of it (of
-    an event view or a record of the `Router`, such as `SqsRecord`, the
-    whole of what Lambda sent: ``raw``).
+    API Gateway body), a function of it, or None: the id of a record of
+    the `Router` (``message_id`` of an `SqsRecord` or `SnsRecord`,
+    ``event_id`` of a `DynamoDBRecord` or `KinesisRecord`: the same at
+    each delivery), else the whole argument (of an event view or an
+    `S3Record`, what Lambda sent: ``raw``).
 
     Under a `Router` batch route, the decorator goes below the route's::
 
@@ -11994,12 +11996,23 @@ def _payload_reader(
 ) -> Callable[[Any], Any]:
     """A function reading the key (or the validated part) of a payload."""
     if given is None:
-        return _whole_payload
+        return _record_id if what == "key" else _whole_payload
     if callable(given):
         return given
     if isinstance(given, str):
         return functools.partial(_path_value, _path_parts(given, what))
     raise TypeError(f"{what} must be a path, a function or None, not {given!r}")
+
+
+def _record_id(payload: Any) -> Any:
+    """The default key: a record's own id, the same at each delivery (an SQS
+    record's ``raw`` is not: ``receiptHandle``, ``ApproximateReceiveCount``);
+    for other payloads the whole of them."""
+    if isinstance(payload, SqsRecord | SnsRecord):
+        return payload.message_id
+    if isinstance(payload, DynamoDBRecord | KinesisRecord):
+        return payload.event_id
+    return _whole_payload(payload)
 
 
 def _whole_payload(payload: Any) -> Any:

@@ -1,6 +1,7 @@
 """fleece_runtime.idempotent: duplicates, concurrent and failing calls, on both stores."""
 
 import base64
+import copy
 import io
 import json
 import threading
@@ -659,20 +660,22 @@ def sqs_records(*bodies: Any) -> list[runtime.SqsRecord]:
     return batch.records
 
 
-def test_a_record_view_is_its_raw_record_when_it_is_the_whole_key(
-    clock: Clock,
-) -> None:
+def test_without_key_a_record_s_id_is_the_key(clock: Clock) -> None:
     calls: list[str] = []
 
     @runtime.idempotent(store=runtime.MemoryIdempotencyStore(), clock=clock)
     def ship(record: runtime.SqsRecord) -> None:
         calls.append(record.body)
 
-    (record,) = sqs_records("order 1")
-    ship(record)
-    ship(record)
+    first, same_body = sqs_records("order 1", "order 1")
+    redelivered = copy.deepcopy(first.raw)  # as SQS delivers a message again
+    redelivered["receiptHandle"] = "AQEBzWwaftRI0KuVm4tP+/7q1rGgNqicHq..."
+    redelivered["attributes"]["ApproximateReceiveCount"] = "2"
+    ship(first)
+    ship(runtime.SqsRecord(redelivered))
+    ship(same_body)
 
-    assert calls == ["order 1"]
+    assert calls == ["order 1", "order 1"]  # the first message once, the other once
 
 
 def test_a_path_into_a_record_s_json_body(clock: Clock) -> None:
