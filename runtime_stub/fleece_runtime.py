@@ -11548,10 +11548,13 @@ def idempotent(
         if inspect.iscoroutinefunction(func):
             raise TypeError("@idempotent does not support async def functions")
         name = f"{func.__module__}.{func.__qualname__}"
+        # The payload passed by keyword: the first parameter's name.
+        first = next(iter(inspect.signature(func).parameters), "")
 
         @functools.wraps(func)
         def once(*args: _P.args, **kwargs: _P.kwargs) -> _R:
-            return settings.run(name, func, args, kwargs)
+            payload = args[0] if args else kwargs.get(first)
+            return settings.run(name, func, payload, args, kwargs)
 
         return once
 
@@ -11885,10 +11888,10 @@ class _Idempotency:
         self,
         name: str,
         func: Callable[..., _R],
+        payload: Any,
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
     ) -> _R:
-        payload = args[0] if args else next(iter(kwargs.values()), None)
         key = self._record_key(name, payload)
         if key is None:
             return func(*args, **kwargs)

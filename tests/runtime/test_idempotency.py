@@ -379,6 +379,23 @@ def test_the_whole_payload_is_the_key_without_key(clock: Clock) -> None:
     assert len(calls) == 2
 
 
+def test_the_event_passed_by_keyword_after_the_context_is_the_payload(
+    clock: Clock,
+) -> None:
+    charges = Charges()
+    handler = handler_of(
+        charges,
+        store=runtime.MemoryIdempotencyStore(),
+        key="body.order_id",
+        clock=clock,
+    )
+
+    handler(context=Context(), event=api_event("o-1"))
+    handler(context=Context(), event=api_event("o-1", request_id="r-2"))
+
+    assert len(charges.made) == 1
+
+
 def test_functions_sharing_a_store_do_not_share_keys(
     store: runtime.IdempotencyStore, clock: Clock
 ) -> None:
