@@ -12047,10 +12047,13 @@ def _path_parts(path: str, what: str) -> tuple[str | int, ...]:
     return tuple(parts)
 
 
+_JSON_STARTS = ("{", "[", b"{", b"[")
+
+
 def _path_value(parts: tuple[str | int, ...], value: Any) -> Any:
     """What the path leads to in ``value``, or None."""
     for part in parts:
-        if isinstance(value, str | bytes) and value[:1] in ("{", "[", b"{", b"["):
+        if isinstance(value, str | bytes) and value.lstrip()[:1] in _JSON_STARTS:
             try:
                 value = json.loads(value)
             except ValueError:

@@ -379,6 +379,23 @@ def test_the_whole_payload_is_the_key_without_key(clock: Clock) -> None:
     assert len(calls) == 2
 
 
+def test_a_json_body_with_leading_whitespace_is_parsed(clock: Clock) -> None:
+    charges = Charges()
+    handler = handler_of(
+        charges,
+        store=runtime.MemoryIdempotencyStore(),
+        key="body.order_id",
+        clock=clock,
+    )
+    event = api_event("o-1")
+    event["body"] = "\n  " + event["body"]
+
+    handler(event, Context())
+    handler(event, Context())
+
+    assert len(charges.made) == 1
+
+
 def test_the_event_passed_by_keyword_after_the_context_is_the_payload(
     clock: Clock,
 ) -> None:
