@@ -10905,7 +10905,6 @@ class Metrics:
             raise ValueError(
                 f"resolution must be 60 or 1 (seconds), not {resolution!r}"
             )
-        line = None
         with self._lock:
             if (
                 name in self._defaults
@@ -10923,10 +10922,8 @@ class Metrics:
                 )
             held[2].append(value)
             if len(self._metrics) >= _MAX_METRICS or len(held[2]) >= _MAX_METRICS:
-                line = self._line()
+                self._write(self._line())
                 self._metrics = {}
-        if line is not None:
-            self._write(line)
 
     def add_dimension(self, name: str, value: str) -> None:
         """A dimension of every metric of this invocation (``channel="web"``)."""
@@ -11051,11 +11048,11 @@ class Metrics:
         """Write the line of the metrics held, if any, and forget the invocation's
         metrics, dimensions and metadata. Whether a line was written."""
         with self._lock:
-            line = self._line() if self._metrics else None
+            held = bool(self._metrics)
+            if held:
+                self._write(self._line())
             self._metrics, self._dimensions, self._metadata = {}, {}, {}
-        if line is not None:
-            self._write(line)
-        return line is not None
+        return held
 
     def _dimension(self, name: str, value: str, *, default: bool) -> None:
         _check_metric_name("dimension", name)
@@ -11110,12 +11107,19 @@ class Metrics:
         }
         timestamp = int(self.clock() * 1000)
         with self._lock:  # the directives are shared with the invocation's lines
-            line = _emf_line(
-                self.namespace, timestamp, dimensions, cold_start, {}, self._directives
+            self._write(
+                _emf_line(
+                    self.namespace,
+                    timestamp,
+                    dimensions,
+                    cold_start,
+                    {},
+                    self._directives,
+                )
             )
-        self._write(line)
 
     def _write(self, line: str) -> None:
+        """Write ``line`` (the lock is held, so that lines never interleave)."""
         (self.stream or sys.stdout).write(line + "\n")
 
 

@@ -5,6 +5,7 @@ import io
 import json
 import math
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -312,6 +313,37 @@ def test_metrics_from_threads_are_all_written(
 
     (document,) = emf_documents(out)
     assert all(document[f"Worker{n}"] == [1] * 30 for n in range(8))
+
+
+class PiecewiseStream(io.StringIO):
+    """A stream writing a text in two pieces (a file object need not write at once)."""
+
+    def write(self, text: str) -> int:
+        middle = len(text) // 2
+        super().write(text[:middle])
+        time.sleep(0.001)
+        return middle + super().write(text[middle:])
+
+
+def test_lines_written_from_threads_do_not_interleave() -> None:
+    out = PiecewiseStream()
+    metrics = runtime.Metrics("Orders", stream=out, clock=lambda: NOW)
+
+    def work(number: int) -> None:
+        for _ in range(5 * 100):  # a line each 100 values
+            metrics.add(f"Worker{number}", 1, "Count")
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    metrics.flush()
+
+    documents = emf_documents(out)  # every line whole
+    for number in range(4):
+        values = [document.get(f"Worker{number}", []) for document in documents]
+        assert sum(len(v) if isinstance(v, list) else 1 for v in values) == 500
 
 
 def test_thirty_dimensions_are_allowed_and_a_thirty_first_refused(
