@@ -11491,11 +11491,12 @@ def idempotent(
     argument (the event, or a record): ``key`` is a path into it
     (``"body.order_id"``, ``"detail.items[0].sku"``: mapping keys or
     attributes, list indexes; a JSON string met on the way is parsed, as an
-    API Gateway body), a function of it, or None: the id of a record of
-    the `Router` (``message_id`` of an `SqsRecord` or `SnsRecord`,
-    ``event_id`` of a `DynamoDBRecord` or `KinesisRecord`: the same at
-    each delivery), else the whole argument (of an event view or an
-    `S3Record`, what Lambda sent: ``raw``).
+    API Gateway body, base64 decoded first when ``isBase64Encoded``), a
+    function of it, or None: the id of a record of the `Router`
+    (``message_id`` of an `SqsRecord` or `SnsRecord`, ``event_id`` of a
+    `DynamoDBRecord` or `KinesisRecord`: the same at each delivery), else
+    the whole argument (of an event view or an `S3Record`, what Lambda
+    sent: ``raw``).
 
     Under a `Router` batch route, the decorator goes below the route's::
 
@@ -12069,7 +12070,15 @@ def _path_value(parts: tuple[str | int, ...], value: Any) -> Any:
                 else None
             )
         elif isinstance(value, Mapping):
+            encoded = part == "body" and value.get("isBase64Encoded") is True
             value = value.get(part)
+            if encoded and isinstance(value, str):  # an API Gateway binary body
+                import binascii
+
+                try:
+                    value = binascii.a2b_base64(value, strict_mode=True)
+                except (binascii.Error, ValueError):
+                    return None
         else:
             try:
                 value = getattr(value, part, None)

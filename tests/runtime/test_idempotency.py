@@ -396,6 +396,27 @@ def test_a_json_body_with_leading_whitespace_is_parsed(clock: Clock) -> None:
     assert len(charges.made) == 1
 
 
+def test_a_base64_encoded_body_is_decoded_before_it_is_parsed(clock: Clock) -> None:
+    charges = Charges()
+    handler = handler_of(
+        charges,
+        store=runtime.MemoryIdempotencyStore(),
+        key="body.order_id",
+        clock=clock,
+    )
+    plain = api_event("o-1")
+    encoded = {
+        **plain,
+        "body": base64.b64encode(plain["body"].encode()).decode(),
+        "isBase64Encoded": True,
+    }
+
+    handler(plain, Context())
+    handler(encoded, Context())
+
+    assert len(charges.made) == 1
+
+
 def test_the_event_passed_by_keyword_after_the_context_is_the_payload(
     clock: Clock,
 ) -> None:
