@@ -10888,16 +10888,19 @@ class Metrics:
     of its own, with the ``service`` and ``function_name`` dimensions, on
     the first invocation of the process. An invocation that adds no metric
     logs a warning (logger ``fleece_runtime.metrics``), or raises
-    ``ValueError`` with ``raise_on_empty=True``.
+    ``ValueError`` with ``raise_on_empty=True`` (not when the handler
+    raised: its exception goes on). An ``async def`` handler's line is
+    written when its coroutine ends.
 
     Everything is checked when added, against the EMF specification and
     CloudWatch's limits, so that a bad name fails at the line that adds it
-    and never loses a line: names of 1 to 255 characters, not only spaces;
-    CloudWatch's units (``"Count"``, ``"Milliseconds"``, ``"Bytes/Second"``,
-    ... ``"None"``, the default); finite numbers CloudWatch accepts;
-    ``resolution`` 60 (standard) or 1 (high resolution); dimension values of
-    1 to 1024 characters; one name for one thing (a metric, a dimension or
-    metadata). ``stream`` (default: ``sys.stdout`` when writing) and
+    and never loses a line: names of 1 to 255 characters, not only spaces,
+    not ``_aws`` (EMF's own key); CloudWatch's units (``"Count"``,
+    ``"Milliseconds"``, ``"Bytes/Second"``, ... ``"None"``, the default);
+    finite numbers CloudWatch accepts; ``resolution`` 60 (standard) or 1
+    (high resolution); dimension names and values (1 to 1024 characters)
+    in ASCII without control characters; one name for one thing (a metric,
+    a dimension or metadata). ``stream`` (default: ``sys.stdout`` when writing) and
     ``clock`` (``time.time``, for the timestamp) are for tests. Safe to use
     from several threads.
     """
@@ -10960,7 +10963,6 @@ class Metrics:
             raise ValueError(
                 f"resolution must be 60 or 1 (seconds), not {resolution!r}"
             )
-        line = None
         with self._lock:
             if (
                 name in self._defaults
@@ -10978,10 +10980,8 @@ class Metrics:
                 )
             held[2].append(value)
             if len(self._metrics) >= _MAX_METRICS or len(held[2]) >= _MAX_METRICS:
-                line = self._line()
+                self._write(self._line())
                 self._metrics = {}
-        if line is not None:
-            self._write(line)
 
     def add_dimension(self, name: str, value: str) -> None:
         """A dimension of every metric of this invocation (``channel="web"``)."""
@@ -10998,8 +10998,6 @@ class Metrics:
         ``value`` is anything `JsonEncoder` writes.
         """
         _check_metric_name("metadata key", key)
-        if key == "_aws":
-            raise ValueError("the metadata key _aws is EMF's own")
         if value is not None and not isinstance(value, str | int):
             try:
                 json_dumps(value)
@@ -11018,12 +11016,9 @@ class Metrics:
         Nothing added: a warning is logged, or ``ValueError`` raised with
         ``raise_on_empty=True``.
         """
-        with self._lock:
-            line = self._line() if self._metrics else None
-            self._metrics, self._dimensions, self._metadata = {}, {}, {}
-        if line is not None:
-            self._write(line)
-        elif raise_on_empty:
+        if self._flushed():
+            return
+        if raise_on_empty:
             raise ValueError(
                 f"no metric was added to {self.namespace} in this invocation"
             )
@@ -11059,37 +11054,81 @@ class Metrics:
 
         ``@metrics.log_metrics`` or ``@metrics.log_metrics(capture_cold_start=True,
         raise_on_empty=False)``: see the class. The line is written whether
-        the handler returns or raises.
+        the handler returns or raises (a handler's exception is never
+        replaced by ``raise_on_empty``'s). An ``async def`` handler's line is
+        written when its coroutine ends.
         """
 
         def decorate(func: Callable[_P, _R]) -> Callable[_P, _R]:
-            @functools.wraps(func)
-            def measured(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+            import inspect  # here, not at import: boto3 or asyncio has usually loaded it
+
+            def start(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
                 global _metrics_cold_start
                 cold, _metrics_cold_start = _metrics_cold_start, False
                 if cold and capture_cold_start:
                     context = args[1] if len(args) > 1 else kwargs.get("context")
                     self._write_cold_start(context or current_lambda_context())
-                try:
-                    return func(*args, **kwargs)
-                finally:
+
+            if inspect.iscoroutinefunction(func):
+                run: Any = func
+
+                @functools.wraps(func)
+                async def measured_async(*args: Any, **kwargs: Any) -> Any:
+                    start(args, kwargs)
+                    try:
+                        result = await run(*args, **kwargs)
+                    except BaseException:
+                        self._flushed()
+                        raise
                     self.flush(raise_on_empty=raise_on_empty)
+                    return result
+
+                wrapped: Any = measured_async
+                async_handler: Callable[_P, _R] = wrapped
+                return async_handler
+
+            @functools.wraps(func)
+            def measured(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+                start(args, kwargs)
+                try:
+                    result = func(*args, **kwargs)
+                except BaseException:
+                    self._flushed()
+                    raise
+                self.flush(raise_on_empty=raise_on_empty)
+                return result
 
             return measured
 
         return decorate if handler is None else decorate(handler)
 
+    def _flushed(self) -> bool:
+        """Write the line of the metrics held, if any, and forget the invocation's
+        metrics, dimensions and metadata. Whether a line was written."""
+        with self._lock:
+            held = bool(self._metrics)
+            if held:
+                self._write(self._line())
+            self._metrics, self._dimensions, self._metadata = {}, {}, {}
+        return held
+
     def _dimension(self, name: str, value: str, *, default: bool) -> None:
         _check_metric_name("dimension", name)
-        if name.startswith(":"):
-            raise ValueError(f"a dimension name cannot start with ':' ({name!r})")
-        if not isinstance(value, str) or not 0 < len(value) <= _DIMENSION_VALUE_LIMIT:
+        if name.startswith(":") or not _printable_ascii(name):
+            raise ValueError(
+                f"a dimension name is ASCII without control characters, not "
+                f"starting with ':' ({name!r})"
+            )
+        if (
+            not isinstance(value, str)
+            or not 0 < len(value) <= _DIMENSION_VALUE_LIMIT
+            or not _printable_ascii(value)
+        ):
             raise ValueError(
                 f"the value of the dimension {name} must be 1 to "
-                f"{_DIMENSION_VALUE_LIMIT} characters, not {value!r}"
+                f"{_DIMENSION_VALUE_LIMIT} printable ASCII characters, not only "
+                f"spaces, not {value!r}"
             )
-        if not value.strip():
-            raise ValueError(f"the value of the dimension {name} is only spaces")
         with self._lock:
             if name in self._metrics or name in self._metadata:
                 raise ValueError(f"{name!r} is already a metric or metadata")
@@ -11126,12 +11165,19 @@ class Metrics:
         }
         timestamp = int(self.clock() * 1000)
         with self._lock:  # the directives are shared with the invocation's lines
-            line = _emf_line(
-                self.namespace, timestamp, dimensions, cold_start, {}, self._directives
+            self._write(
+                _emf_line(
+                    self.namespace,
+                    timestamp,
+                    dimensions,
+                    cold_start,
+                    {},
+                    self._directives,
+                )
             )
-        self._write(line)
 
     def _write(self, line: str) -> None:
+        """Write ``line`` (the lock is held, so that lines never interleave)."""
         (self.stream or sys.stdout).write(line + "\n")
 
 
@@ -11145,6 +11191,13 @@ def _check_metric_name(what: str, name: object) -> None:
             f"a {what} name must be 1 to {_METRIC_NAME_LIMIT} characters, "
             f"not only spaces: {name!r}"
         )
+    if name == "_aws":
+        raise ValueError(f"_aws is EMF's own key, not a {what} name")
+
+
+def _printable_ascii(text: str) -> bool:
+    """Whether ``text`` is ASCII without control characters, and not only spaces."""
+    return text.isascii() and text.isprintable() and not text.isspace()
 
 
 def _emf_line(
@@ -11203,7 +11256,9 @@ _PARAMETER_TIMEOUT = 3.0  # seconds to connect, and to read, per attempt
 _SSM_BATCH = 10  # names per GetParameters call: SSM takes no more
 _TRANSFORMS = (None, "json", "binary")
 _parameter_lock = threading.Lock()
-# (kind, name, decrypt, transform) -> (monotonic time it was fetched, value)
+# (kind, name, decrypt, transform) -> (monotonic time it was fetched, raw value):
+# the text (or bytes, or the dict of a path's texts), transformed at each read so
+# that no caller gets an object another caller may have changed.
 _parameter_cache: dict[tuple[str, str, bool, str | None], tuple[float, Any]] = {}
 
 
@@ -11227,26 +11282,29 @@ def get_parameter(
     ``"binary"`` (base64 decoded to bytes). A value is cached per process,
     transform included: a call gets the cached value when it was fetched
     less than ``max_age`` seconds ago (60), else a fresh one (``max_age=0``
-    or ``force_fetch=True``: always fresh). Raises
+    or ``force_fetch=True``: always fresh). The text is cached, and each
+    call gets an object of its own (a JSON value is parsed again), so that
+    changing it changes no later result. Raises
     `ParameterNotFound`; other refusals (access denied, throttling after
     botocore's retries) are botocore's errors. The function's role needs
     ``ssm:GetParameter`` (and ``kms:Decrypt`` on the key of a SecureString).
     """
     key = ("ssm", _parameter_name(name), bool(decrypt), _transform_name(transform))
-    found, value = _cached(key, force_fetch, max_age)
-    if found:
+    found, raw = _cached(key, force_fetch, max_age)
+    if not found:
+        try:
+            answer = _parameter_client("ssm").get_parameter(
+                Name=name, WithDecryption=decrypt
+            )
+        except Exception as error:
+            if _error_code(error) == "ParameterNotFound":
+                raise ParameterNotFound(f"no SSM parameter {name}") from None
+            raise
+        raw = answer["Parameter"]["Value"]
+        value = _transformed(raw, transform, name)
+        _cache(key, raw)
         return value
-    try:
-        answer = _parameter_client("ssm").get_parameter(
-            Name=name, WithDecryption=decrypt
-        )
-    except Exception as error:
-        if _error_code(error) == "ParameterNotFound":
-            raise ParameterNotFound(f"no SSM parameter {name}") from None
-        raise
-    value = _transformed(answer["Parameter"]["Value"], transform, name)
-    _cache(key, value)
-    return value
+    return _transformed(raw, transform, name)
 
 
 def get_parameters(
@@ -11274,9 +11332,9 @@ def get_parameters(
     missing: list[str] = []
     for name in wanted:
         key = ("ssm", name, bool(decrypt), transform)
-        found, value = _cached(key, force_fetch, max_age)
+        found, raw = _cached(key, force_fetch, max_age)
         if found:
-            values[name] = value
+            values[name] = _transformed(raw, transform, name)
         else:
             missing.append(name)
     unknown: list[str] = []
@@ -11291,9 +11349,8 @@ def get_parameters(
             name = parameter["Name"] + selector
             if name not in batch:
                 name = parameter.get("ARN", "") + selector
-            value = _transformed(parameter["Value"], transform, name)
-            _cache(("ssm", name, bool(decrypt), transform), value)
-            values[name] = value
+            values[name] = _transformed(parameter["Value"], transform, name)
+            _cache(("ssm", name, bool(decrypt), transform), parameter["Value"])
         unknown.extend(answer.get("InvalidParameters", []))
     if unknown:
         raise ParameterNotFound(f"no SSM parameters {', '.join(sorted(unknown))}")
@@ -11324,9 +11381,13 @@ def get_parameters_by_path(
     path = "/" + _parameter_name(path).strip("/")
     transform = _transform_name(transform)
     key = ("ssm-path", f"{path}:{bool(recursive)}", bool(decrypt), transform)
-    found, value = _cached(key, force_fetch, max_age)
+    found, cached = _cached(key, force_fetch, max_age)
     if found:
-        return dict(value)
+        return {
+            relative: _transformed(raw, transform, relative)
+            for relative, raw in cached.items()
+        }
+    raws: dict[str, str] = {}
     values: dict[str, Any] = {}
     client = _parameter_client("ssm")
     arguments: dict[str, Any] = {
@@ -11340,13 +11401,14 @@ def get_parameters_by_path(
         for parameter in answer.get("Parameters", []):
             name = parameter["Name"]
             relative = name[len(path) :].lstrip("/") if name.startswith(path) else name
-            values[relative] = _transformed(parameter["Value"], transform, name)
+            raws[relative] = parameter["Value"]
+            values[relative] = _transformed(raws[relative], transform, name)
         token = answer.get("NextToken")
         if not token:
             break
         arguments["NextToken"] = token
-    _cache(key, values)
-    return dict(values)
+    _cache(key, raws)
+    return values
 
 
 def get_secret(
@@ -11366,9 +11428,9 @@ def get_secret(
     your own).
     """
     key = ("secret", _parameter_name(name), True, _transform_name(transform))
-    found, value = _cached(key, force_fetch, max_age)
+    found, raw = _cached(key, force_fetch, max_age)
     if found:
-        return value
+        return _transformed(raw, transform, name)
     try:
         answer = _parameter_client("secretsmanager").get_secret_value(SecretId=name)
     except Exception as error:
@@ -11379,7 +11441,7 @@ def get_secret(
     if raw is None:
         raw = answer["SecretBinary"]
     value = _transformed(raw, transform, name)
-    _cache(key, value)
+    _cache(key, raw)
     return value
 
 
@@ -11487,9 +11549,12 @@ def idempotent(
     argument (the event, or a record): ``key`` is a path into it
     (``"body.order_id"``, ``"detail.items[0].sku"``: mapping keys or
     attributes, list indexes; a JSON string met on the way is parsed, as an
-    API Gateway body), a function of it, or None for the whole of it (of
-    an event view or a record of the `Router`, such as `SqsRecord`, the
-    whole of what Lambda sent: ``raw``).
+    API Gateway body, base64 decoded first when ``isBase64Encoded``), a
+    function of it, or None: the id of a record of the `Router`
+    (``message_id`` of an `SqsRecord` or `SnsRecord`, ``event_id`` of a
+    `DynamoDBRecord` or `KinesisRecord`: the same at each delivery), else
+    the whole argument (of an event view or an `S3Record`, what Lambda
+    sent: ``raw``).
 
     Under a `Router` batch route, the decorator goes below the route's::
 
@@ -11514,7 +11579,9 @@ def idempotent(
     - The in-progress record lasts as long as the invocation may (its
       remaining time, from the handler's ``context`` or the current
       invocation's, else ``expires_after``): a call killed by a timeout does
-      not block its key for longer.
+      not block its key for longer. A call that outlives its record, once
+      another call has claimed the key, neither deletes nor overwrites that
+      call's record (each record carries its call's ``claim_id``).
     - ``payload_validation`` (True for the whole argument, or a path or a
       function, as ``key``): a repeat whose payload differs from the first
       call's under the same key raises `IdempotencyValidationError`. Name
@@ -11544,10 +11611,13 @@ def idempotent(
         if inspect.iscoroutinefunction(func):
             raise TypeError("@idempotent does not support async def functions")
         name = f"{func.__module__}.{func.__qualname__}"
+        # The payload passed by keyword: the first parameter's name.
+        first = next(iter(inspect.signature(func).parameters), "")
 
         @functools.wraps(func)
         def once(*args: _P.args, **kwargs: _P.kwargs) -> _R:
-            return settings.run(name, func, args, kwargs)
+            payload = args[0] if args else kwargs.get(first)
+            return settings.run(name, func, payload, args, kwargs)
 
         return once
 
@@ -11581,10 +11651,14 @@ class IdempotencyRecord:
     ``expires_at`` (seconds since the epoch: the record is ignored after it,
     and a DynamoDB TTL deletes it); ``in_progress_until`` (seconds since the
     epoch, for an in-progress record); ``result`` (the JSON text of the
-    result, once completed); ``payload_hash`` (with payload validation).
+    result, once completed); ``payload_hash`` (with payload validation);
+    ``claim_id`` (random, one per call: which call wrote the record, so
+    that a call whose in-progress record lapsed never removes or
+    overwrites the record of the call that claimed the key after it).
     """
 
     __slots__ = (
+        "claim_id",
         "expires_at",
         "in_progress_until",
         "key",
@@ -11601,7 +11675,9 @@ class IdempotencyRecord:
         in_progress_until: float | None = None,
         result: str | None = None,
         payload_hash: str | None = None,
+        claim_id: str | None = None,
     ) -> None:
+        self.claim_id = claim_id
         self.key = key
         self.status = status
         self.expires_at = expires_at
@@ -11636,11 +11712,13 @@ class IdempotencyStore:
         raise NotImplementedError
 
     def complete(self, record: IdempotencyRecord) -> None:
-        """Replace the in-progress record by the completed ``record``."""
+        """Replace the in-progress record of the same claim (``claim_id``) by
+        the completed ``record``; leave the record of another claim."""
         raise NotImplementedError
 
-    def release(self, key: str) -> None:
-        """Delete the in-progress record of ``key`` (the function raised)."""
+    def release(self, record: IdempotencyRecord) -> None:
+        """Delete ``record``, the in-progress record of a call that raised,
+        if it still holds its key (same ``claim_id``); leave another claim's."""
         raise NotImplementedError
 
 
@@ -11662,16 +11740,25 @@ class MemoryIdempotencyStore(IdempotencyStore):
             return None
 
     def complete(self, record: IdempotencyRecord) -> None:
-        """Store the completed ``record``."""
+        """Store the completed ``record`` over the in-progress one of its claim."""
         with self._lock:
-            self._records[record.key] = record
+            if self._claimed(record):
+                self._records[record.key] = record
 
-    def release(self, key: str) -> None:
-        """Delete the in-progress record of ``key``."""
+    def release(self, record: IdempotencyRecord) -> None:
+        """Delete the in-progress ``record`` if it still holds its key."""
         with self._lock:
-            current = self._records.get(key)
-            if current is not None and current.status == _IN_PROGRESS:
-                del self._records[key]
+            if self._claimed(record):
+                del self._records[record.key]
+
+    def _claimed(self, record: IdempotencyRecord) -> bool:
+        """Whether the in-progress record of ``record``'s claim holds its key."""
+        current = self._records.get(record.key)
+        return (
+            current is not None
+            and current.status == _IN_PROGRESS
+            and current.claim_id == record.claim_id
+        )
 
 
 class DynamoDBIdempotencyStore(IdempotencyStore):
@@ -11679,11 +11766,13 @@ class DynamoDBIdempotencyStore(IdempotencyStore):
 
     One item per key, in the string attribute ``key_attribute`` (the
     table's partition key, ``"id"`` by default), with ``status``,
-    ``in_progress_expiration``, ``data`` (the result's JSON) and
-    ``validation``; ``ttl_attribute`` (``"expiration"``, epoch seconds) is
+    ``in_progress_expiration``, ``data`` (the result's JSON),
+    ``validation`` and ``claim``; ``ttl_attribute`` (``"expiration"``, epoch seconds) is
     when the record expires: enable TTL on it and DynamoDB deletes old
     records. A claim is a conditional put that succeeds only when no live
-    record holds the key, so concurrent duplicates cannot both run; reads
+    record holds the key, so concurrent duplicates cannot both run; the
+    result's put and the delete after a failure are conditional on the
+    call's own claim; reads
     are strongly consistent. ``client``: a boto3 DynamoDB client; by
     default one waiting ``timeout`` seconds (2) to connect and read, three
     attempts. The role needs ``dynamodb:PutItem``, ``GetItem`` and
@@ -11759,22 +11848,40 @@ class DynamoDBIdempotencyStore(IdempotencyStore):
         raise RuntimeError(f"the idempotency record {record.key} kept changing")
 
     def complete(self, record: IdempotencyRecord) -> None:
-        """Put the completed ``record`` over the in-progress one."""
-        self.client.put_item(TableName=self.table_name, Item=self._item(record))
-
-    def release(self, key: str) -> None:
-        """Delete the record of ``key`` if it is still in progress."""
+        """Put the completed ``record`` over the in-progress one of its claim."""
         try:
-            self.client.delete_item(
+            self.client.put_item(
                 TableName=self.table_name,
-                Key={self.key_attribute: {"S": key}},
-                ConditionExpression="#status = :in_progress",
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={":in_progress": {"S": _IN_PROGRESS}},
+                Item=self._item(record),
+                **self._own_claim(record),
             )
         except Exception as error:
             if _error_code(error) != "ConditionalCheckFailedException":
                 raise
+
+    def release(self, record: IdempotencyRecord) -> None:
+        """Delete the in-progress ``record`` if it still holds its key."""
+        try:
+            self.client.delete_item(
+                TableName=self.table_name,
+                Key={self.key_attribute: {"S": record.key}},
+                **self._own_claim(record),
+            )
+        except Exception as error:
+            if _error_code(error) != "ConditionalCheckFailedException":
+                raise
+
+    @staticmethod
+    def _own_claim(record: IdempotencyRecord) -> dict[str, Any]:
+        """The condition of a write: the in-progress item of ``record``'s claim."""
+        return {
+            "ConditionExpression": "#status = :in_progress AND #claim = :claim",
+            "ExpressionAttributeNames": {"#status": "status", "#claim": "claim"},
+            "ExpressionAttributeValues": {
+                ":in_progress": {"S": _IN_PROGRESS},
+                ":claim": {"S": record.claim_id or ""},
+            },
+        }
 
     def _item(self, record: IdempotencyRecord) -> dict[str, Any]:
         item: dict[str, Any] = {
@@ -11788,6 +11895,8 @@ class DynamoDBIdempotencyStore(IdempotencyStore):
             item["data"] = {"S": record.result}
         if record.payload_hash is not None:
             item["validation"] = {"S": record.payload_hash}
+        if record.claim_id is not None:
+            item["claim"] = {"S": record.claim_id}
         return item
 
     def _record(self, item: Mapping[str, Any]) -> IdempotencyRecord:
@@ -11803,6 +11912,7 @@ class DynamoDBIdempotencyStore(IdempotencyStore):
             float(until["N"]) if until else None,
             text("data"),
             text("validation"),
+            text("claim"),
         )
 
 
@@ -11841,10 +11951,10 @@ class _Idempotency:
         self,
         name: str,
         func: Callable[..., _R],
+        payload: Any,
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
     ) -> _R:
-        payload = args[0] if args else next(iter(kwargs.values()), None)
         key = self._record_key(name, payload)
         if key is None:
             return func(*args, **kwargs)
@@ -11860,6 +11970,7 @@ class _Idempotency:
             now + self._running_time(args, kwargs),
             None,
             payload_hash,
+            os.urandom(16).hex(),
         )
         existing = self.store.claim(claim, now)
         if existing is not None:
@@ -11868,17 +11979,17 @@ class _Idempotency:
         try:
             result = func(*args, **kwargs)
         except BaseException:
-            self._release(key)
+            self._release(claim)
             raise
         try:
             stored = json_dumps(result)
         except (TypeError, ValueError) as error:
-            self._release(key)
+            self._release(claim)
             raise TypeError(
                 f"the result of {name} cannot be stored as JSON for idempotency: {error}"
             ) from None
         done = IdempotencyRecord(
-            key, _COMPLETED, expires_at, None, stored, payload_hash
+            key, _COMPLETED, expires_at, None, stored, payload_hash, claim.claim_id
         )
         try:
             self.store.complete(done)
@@ -11936,9 +12047,9 @@ class _Idempotency:
             max(0.0, until - now),
         )
 
-    def _release(self, key: str) -> None:
+    def _release(self, claim: IdempotencyRecord) -> None:
         try:
-            self.store.release(key)
+            self.store.release(claim)
         except Exception as error:  # noqa: BLE001 (the function's own error goes first)
             get_logger("fleece_runtime.idempotency").warning(
                 "Idempotency record not deleted: a retry waits until it expires",
@@ -11951,12 +12062,23 @@ def _payload_reader(
 ) -> Callable[[Any], Any]:
     """A function reading the key (or the validated part) of a payload."""
     if given is None:
-        return _whole_payload
+        return _record_id if what == "key" else _whole_payload
     if callable(given):
         return given
     if isinstance(given, str):
         return functools.partial(_path_value, _path_parts(given, what))
     raise TypeError(f"{what} must be a path, a function or None, not {given!r}")
+
+
+def _record_id(payload: Any) -> Any:
+    """The default key: a record's own id, the same at each delivery (an SQS
+    record's ``raw`` is not: ``receiptHandle``, ``ApproximateReceiveCount``);
+    for other payloads the whole of them."""
+    if isinstance(payload, SqsRecord | SnsRecord):
+        return payload.message_id
+    if isinstance(payload, DynamoDBRecord | KinesisRecord):
+        return payload.event_id
+    return _whole_payload(payload)
 
 
 def _whole_payload(payload: Any) -> Any:
@@ -11988,10 +12110,13 @@ def _path_parts(path: str, what: str) -> tuple[str | int, ...]:
     return tuple(parts)
 
 
+_JSON_STARTS = ("{", "[", b"{", b"[")
+
+
 def _path_value(parts: tuple[str | int, ...], value: Any) -> Any:
     """What the path leads to in ``value``, or None."""
     for part in parts:
-        if isinstance(value, str | bytes) and value[:1] in ("{", "[", b"{", b"["):
+        if isinstance(value, str | bytes) and value.lstrip()[:1] in _JSON_STARTS:
             try:
                 value = json.loads(value)
             except ValueError:
@@ -12003,7 +12128,15 @@ def _path_value(parts: tuple[str | int, ...], value: Any) -> Any:
                 else None
             )
         elif isinstance(value, Mapping):
+            encoded = part == "body" and value.get("isBase64Encoded") is True
             value = value.get(part)
+            if encoded and isinstance(value, str):  # an API Gateway binary body
+                import binascii
+
+                try:
+                    value = binascii.a2b_base64(value, strict_mode=True)
+                except (binascii.Error, ValueError):
+                    return None
         else:
             try:
                 value = getattr(value, part, None)

@@ -1,6 +1,7 @@
 """fleece_runtime.idempotent: duplicates, concurrent and failing calls, on both stores."""
 
 import base64
+import copy
 import io
 import json
 import threading
@@ -193,6 +194,41 @@ def test_a_killed_call_blocks_its_key_only_for_the_invocation_s_remaining_time(
             retried.join()
 
 
+@pytest.mark.parametrize("a_fails", [True, False], ids=["raises", "returns"])
+def test_a_call_whose_record_lapsed_leaves_the_next_call_s_record(
+    store: runtime.IdempotencyStore, clock: Clock, a_fails: bool
+) -> None:
+    b_runs, b_may_end = threading.Event(), threading.Event()
+
+    @runtime.idempotent(store=store, key="id", clock=clock)
+    def handler(event: dict[str, Any], context: Any) -> str:
+        if event["who"] == "A":
+            clock.now += 5  # A outlives its 2 s in-progress record: B claims the key
+            b.start()
+            assert b_runs.wait(10)
+            if a_fails:
+                raise RuntimeError("A fails while B runs")
+            return "A"
+        b_runs.set()
+        b_may_end.wait(10)
+        return str(event["who"])
+
+    b = threading.Thread(target=handler, args=({"id": 1, "who": "B"}, Context()))
+    try:
+        if a_fails:
+            with pytest.raises(RuntimeError, match="A fails"):
+                handler({"id": 1, "who": "A"}, Context(2_000))
+        else:
+            assert handler({"id": 1, "who": "A"}, Context(2_000)) == "A"
+        with pytest.raises(runtime.AlreadyInProgress):  # B's record still holds
+            handler({"id": 1, "who": "C"}, Context())
+    finally:
+        b_may_end.set()
+        if b.is_alive():
+            b.join()
+    assert handler({"id": 1, "who": "D"}, Context()) == "B"
+
+
 def test_a_result_expires_after_expires_after(
     store: runtime.IdempotencyStore, clock: Clock
 ) -> None:
@@ -341,6 +377,39 @@ def test_the_whole_payload_is_the_key_without_key(clock: Clock) -> None:
     handle({"a": 2})
 
     assert len(calls) == 2
+
+
+def with_spaces(handler: Any, event: dict[str, Any]) -> None:
+    handler({**event, "body": "\n  " + event["body"]}, Context())
+
+
+def base64_encoded(handler: Any, event: dict[str, Any]) -> None:
+    body = base64.b64encode(event["body"].encode()).decode()
+    handler({**event, "body": body, "isBase64Encoded": True}, Context())
+
+
+def by_keyword_after_the_context(handler: Any, event: dict[str, Any]) -> None:
+    handler(context=Context(), event=event)
+
+
+@pytest.mark.parametrize(
+    "repeat", [with_spaces, base64_encoded, by_keyword_after_the_context]
+)
+def test_a_repeat_is_recognised_however_its_event_comes(
+    clock: Clock, repeat: Callable[[Any, dict[str, Any]], None]
+) -> None:
+    charges = Charges()
+    handler = handler_of(
+        charges,
+        store=runtime.MemoryIdempotencyStore(),
+        key="body.order_id",
+        clock=clock,
+    )
+
+    handler(api_event("o-1"), Context())
+    repeat(handler, api_event("o-1", request_id="r-2"))
+
+    assert len(charges.made) == 1
 
 
 def test_functions_sharing_a_store_do_not_share_keys(
@@ -624,20 +693,22 @@ def sqs_records(*bodies: Any) -> list[runtime.SqsRecord]:
     return batch.records
 
 
-def test_a_record_view_is_its_raw_record_when_it_is_the_whole_key(
-    clock: Clock,
-) -> None:
+def test_without_key_a_record_s_id_is_the_key(clock: Clock) -> None:
     calls: list[str] = []
 
     @runtime.idempotent(store=runtime.MemoryIdempotencyStore(), clock=clock)
     def ship(record: runtime.SqsRecord) -> None:
         calls.append(record.body)
 
-    (record,) = sqs_records("order 1")
-    ship(record)
-    ship(record)
+    first, same_body = sqs_records("order 1", "order 1")
+    redelivered = copy.deepcopy(first.raw)  # as SQS delivers a message again
+    redelivered["receiptHandle"] = "AQEBzWwaftRI0KuVm4tP+/7q1rGgNqicHq..."
+    redelivered["attributes"]["ApproximateReceiveCount"] = "2"
+    ship(first)
+    ship(runtime.SqsRecord(redelivered))
+    ship(same_body)
 
-    assert calls == ["order 1"]
+    assert calls == ["order 1", "order 1"]  # the first message once, the other once
 
 
 def test_a_path_into_a_record_s_json_body(clock: Clock) -> None:

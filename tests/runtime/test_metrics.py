@@ -1,9 +1,11 @@
 """fleece_runtime.Metrics: EMF lines checked against the specification's schema."""
 
+import asyncio
 import io
 import json
 import math
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -120,6 +122,33 @@ def test_the_line_is_written_when_the_handler_raises(
 
     (document,) = emf_documents(out)
     assert document["PaymentFailed"] == 1
+
+
+def test_an_async_handler_s_line_is_written_when_its_coroutine_ends(
+    metrics: runtime.Metrics, out: io.StringIO
+) -> None:
+    @metrics.log_metrics
+    async def handler(event: dict[str, Any], context: Any) -> str:
+        await asyncio.sleep(0)
+        metrics.add("OrderPlaced", 1, "Count")
+        return "placed"
+
+    assert asyncio.run(handler({}, Context())) == "placed"
+
+    (document,) = emf_documents(out)
+    assert document["OrderPlaced"] == 1
+
+
+def test_raise_on_empty_keeps_the_handler_s_own_exception(
+    metrics: runtime.Metrics, out: io.StringIO
+) -> None:
+    @metrics.log_metrics(raise_on_empty=True)
+    def handler(event: dict[str, Any], context: Any) -> None:
+        raise RuntimeError("card declined")
+
+    with pytest.raises(RuntimeError, match="card declined"):
+        handler({}, Context())
+    assert out.getvalue() == ""
 
 
 def test_a_hundred_metrics_fill_a_line_and_the_rest_go_in_the_next(
@@ -286,6 +315,37 @@ def test_metrics_from_threads_are_all_written(
     assert all(document[f"Worker{n}"] == [1] * 30 for n in range(8))
 
 
+class PiecewiseStream(io.StringIO):
+    """A stream writing a text in two pieces (a file object need not write at once)."""
+
+    def write(self, text: str) -> int:
+        middle = len(text) // 2
+        super().write(text[:middle])
+        time.sleep(0.001)
+        return middle + super().write(text[middle:])
+
+
+def test_lines_written_from_threads_do_not_interleave() -> None:
+    out = PiecewiseStream()
+    metrics = runtime.Metrics("Orders", stream=out, clock=lambda: NOW)
+
+    def work(number: int) -> None:
+        for _ in range(5 * 100):  # a line each 100 values
+            metrics.add(f"Worker{number}", 1, "Count")
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    metrics.flush()
+
+    documents = emf_documents(out)  # every line whole
+    for number in range(4):
+        values = [document.get(f"Worker{number}", []) for document in documents]
+        assert sum(len(v) if isinstance(v, list) else 1 for v in values) == 500
+
+
 def test_thirty_dimensions_are_allowed_and_a_thirty_first_refused(
     metrics: runtime.Metrics, out: io.StringIO
 ) -> None:
@@ -352,16 +412,39 @@ def test_one_name_is_one_thing(metrics: runtime.Metrics) -> None:
         metrics.add_metadata("channel", "x")
     with pytest.raises(ValueError, match="already a dimension or metadata"):
         metrics.add("order_id", 1)
+
+
+@pytest.mark.parametrize("kind", ["metric", "dimension", "metadata"])
+def test_emf_s_own_key_is_no_name(
+    metrics: runtime.Metrics, out: io.StringIO, kind: str
+) -> None:
+    add = {
+        "metric": lambda: metrics.add("_aws", 1, "Count"),
+        "dimension": lambda: metrics.add_dimension("_aws", "x"),
+        "metadata": lambda: metrics.add_metadata("_aws", {}),
+    }[kind]
+
     with pytest.raises(ValueError, match="EMF's own"):
-        metrics.add_metadata("_aws", {})
+        add()
+    metrics.add("Calls", 1, "Count")
+    metrics.flush()
+    emf_documents(out)
 
 
-@pytest.mark.parametrize("value", ["", " ", "x" * 1025, 7])
+@pytest.mark.parametrize("value", ["", " ", "x" * 1025, 7, "café", "a\nb", "a\x7f"])
 def test_a_dimension_value_emf_cannot_hold_is_refused(
     metrics: runtime.Metrics, value: Any
 ) -> None:
     with pytest.raises(ValueError, match="dimension channel"):
         metrics.add_dimension("channel", value)
+
+
+@pytest.mark.parametrize("name", ["région", "a\tb", ":channel"])
+def test_a_dimension_name_cloudwatch_refuses_is_refused(
+    metrics: runtime.Metrics, name: str
+) -> None:
+    with pytest.raises(ValueError, match="dimension name"):
+        metrics.add_dimension(name, "web")
 
 
 def test_metadata_that_json_cannot_hold_is_refused(metrics: runtime.Metrics) -> None:

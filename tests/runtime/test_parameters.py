@@ -115,6 +115,31 @@ def test_a_value_that_does_not_transform_is_refused_without_showing_it(
         runtime.get_parameter("/orders/password", transform="binary")
 
 
+def test_a_caller_changing_a_json_value_changes_no_later_result(
+    ssm: Any, calls: Calls
+) -> None:
+    put(ssm, "/orders/settings", json.dumps({"limits": [1, 2]}))
+    put(ssm, "/orders/tree/a", json.dumps({"limits": [3]}))
+    first = runtime.get_parameter("/orders/settings", transform="json")
+    many = runtime.get_parameters(["/orders/settings"], transform="json")
+    tree = runtime.get_parameters_by_path("/orders/tree", transform="json")
+
+    first["limits"].append(99)
+    many["/orders/settings"]["limits"].append(99)
+    tree["a"]["limits"].append(99)
+
+    assert runtime.get_parameter("/orders/settings", transform="json") == {
+        "limits": [1, 2]
+    }
+    assert runtime.get_parameters(["/orders/settings"], transform="json") == {
+        "/orders/settings": {"limits": [1, 2]}
+    }
+    assert runtime.get_parameters_by_path("/orders/tree", transform="json") == {
+        "a": {"limits": [3]}
+    }
+    assert calls.made == ["GetParameter", "GetParametersByPath"]
+
+
 def test_an_unknown_transform_is_refused(ssm: Any) -> None:
     with pytest.raises(ValueError, match="transform must be"):
         runtime.get_parameter("/orders/x", transform="yaml")
