@@ -6,6 +6,7 @@ import json
 import math
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -418,14 +419,14 @@ def test_one_name_is_one_thing(metrics: runtime.Metrics) -> None:
 def test_emf_s_own_key_is_no_name(
     metrics: runtime.Metrics, out: io.StringIO, kind: str
 ) -> None:
-    add = {
+    adds: dict[str, Callable[[], None]] = {
         "metric": lambda: metrics.add("_aws", 1, "Count"),
         "dimension": lambda: metrics.add_dimension("_aws", "x"),
         "metadata": lambda: metrics.add_metadata("_aws", {}),
-    }[kind]
+    }
 
     with pytest.raises(ValueError, match="EMF's own"):
-        add()
+        adds[kind]()
     metrics.add("Calls", 1, "Count")
     metrics.flush()
     emf_documents(out)
