@@ -21,8 +21,6 @@ median over rounds of each process's best repeat.
 """
 
 import argparse
-import json
-import os
 import statistics
 import subprocess
 import sys
@@ -37,6 +35,7 @@ from bench.runtime.run import (  # noqa: E402 (the repository must be on the pat
     ENVIRONMENTS,
     ensure_environment,
     python_of,
+    run_child,
 )
 
 PYJWT = ["PyJWT", "cryptography"]
@@ -56,32 +55,19 @@ PEERS = {
 CALLS = {"verify": 300, "emf": 2000}
 
 
-def child_environ() -> dict[str, str]:
-    """This environment, with fleece_runtime importable and nothing else of ours."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
-    env["PYTHONPATH"] = str(REPO / "runtime_stub")
-    env["POWERTOOLS_METRICS_NAMESPACE"] = "Orders"
-    return env
-
-
 def peer(measure: str, name: str, environment: str, calls: int, repeats: int) -> float:
     """The best microseconds per call of one process of ``name``."""
-    out = subprocess.run(
-        [
-            str(python_of(environment)),
-            str(HERE / "peers.py"),
-            measure,
-            name,
-            str(WORK),
-            str(calls),
-            str(repeats),
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-        env=child_environ(),
+    out = run_child(
+        environment,
+        HERE / "peers.py",
+        measure,
+        name,
+        WORK,
+        calls,
+        repeats,
+        POWERTOOLS_METRICS_NAMESPACE="Orders",
     )
-    return float(min(json.loads(out.stdout)["us"]))
+    return float(min(out["us"]))
 
 
 def measure_all(rounds: int, repeats: int) -> dict[tuple[str, str], float]:

@@ -23,8 +23,6 @@ most a third of Powertools'.
 """
 
 import argparse
-import json
-import os
 import statistics
 import subprocess
 import sys
@@ -38,6 +36,7 @@ from bench.runtime.run import (  # noqa: E402 (the repository must be on the pat
     ENVIRONMENTS,
     ensure_environment,
     python_of,
+    run_child,
 )
 
 TARGET_RATIO = 1 / 3
@@ -59,13 +58,6 @@ KINDS = {
 ROUTE_COUNTS = (50, 1)
 
 
-def child_environ() -> dict[str, str]:
-    """This environment, with fleece_runtime importable and nothing else of ours."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
-    env["PYTHONPATH"] = str(REPO / "runtime_stub")
-    return env
-
-
 def measure(rounds: int, calls: int, repeats: int) -> dict[tuple[str, str, int], float]:
     """Median microseconds of overhead per (peer, kind, routes)."""
     figures: dict[tuple[str, str, int], list[float]] = {}
@@ -73,22 +65,16 @@ def measure(rounds: int, calls: int, repeats: int) -> dict[tuple[str, str, int],
         for kind in KINDS:
             for routes in ROUTE_COUNTS:
                 for _, peer, environment in PEERS:
-                    out = subprocess.run(
-                        [
-                            str(python_of(environment)),
-                            str(HERE / "router_overhead.py"),
-                            peer,
-                            kind,
-                            str(routes),
-                            str(calls),
-                            str(repeats),
-                        ],
-                        check=True,
-                        capture_output=True,
-                        text=True,
-                        env=child_environ(),
+                    out = run_child(
+                        environment,
+                        HERE / "router_overhead.py",
+                        peer,
+                        kind,
+                        routes,
+                        calls,
+                        repeats,
                     )
-                    best = min(json.loads(out.stdout)["overhead_us"])
+                    best = min(out["overhead_us"])
                     figures.setdefault((peer, kind, routes), []).append(best)
     return {key: statistics.median(values) for key, values in figures.items()}
 

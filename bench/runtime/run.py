@@ -34,6 +34,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -139,6 +140,23 @@ def child_env(compiled: bool) -> dict[str, str]:
     env["PYTHONPATH"] = str(runtime_dir(compiled))
     env["PYTHONDONTWRITEBYTECODE"] = "1"  # the copies stay without bytecode
     return env
+
+
+def run_child(environment: str, script: Path, *args: object, **env: str) -> Any:
+    """What ``script ARGS`` prints as JSON, run by the Python of ``environment``
+    with the checkout's fleece_runtime importable and nothing else of ours
+    (plus the variables ``env``)."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    environ["PYTHONPATH"] = str(REPO / "runtime_stub")
+    environ.update(env)
+    out = subprocess.run(
+        [str(python_of(environment)), str(script), *map(str, args)],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=environ,
+    )
+    return json.loads(out.stdout)
 
 
 def time_imports(runs: int) -> dict[tuple[str, bool], list[float]]:
