@@ -4,6 +4,7 @@ from pathlib import Path
 
 import click
 
+from fleece import __version__
 from fleece.service.new import NewService, create_service
 
 
@@ -85,7 +86,9 @@ def command(
         )
     click.echo("Next:")
     click.echo(f"  cd {created.path}")
+    # The dev extra pins this fleece's version: an environment that holds it
+    # (this one) satisfies the pin wherever the release is not on the index.
     click.echo(
-        "  python3 -m venv .venv && . .venv/bin/activate && pip install -e '.[dev]'"
+        f"  pip install -e '.[dev]'    # in an environment with fleece {__version__}"
     )
     click.echo("  pytest")
