@@ -329,9 +329,18 @@ def _forward(package: str, name: str) -> Any:
 
 _DEADLINE_MARGIN = 0.5
 
-# The Lambda context of the invocation running in this thread or task.
-_lambda_context: contextvars.ContextVar[Any] = contextvars.ContextVar(
-    "fleece_lambda_context", default=None
+_NO_FIELDS: Mapping[str, Any] = MappingProxyType({})
+
+# The invocation running in this thread or task, as (its Lambda context, its
+# request ids and cold_start, the log fields bound with `bind`). One variable:
+# entering an invocation is one set and one reset. The tuple and its mappings
+# are never mutated, only replaced, so every thread and task sees a
+# consistent snapshot.
+if TYPE_CHECKING:
+    _Scope = tuple[Any, Mapping[str, Any], Mapping[str, Any]]
+_NO_SCOPE: _Scope = (None, _NO_FIELDS, _NO_FIELDS)
+_scope: contextvars.ContextVar[_Scope] = contextvars.ContextVar(
+    "fleece_invocation", default=_NO_SCOPE
 )
 
 
@@ -413,7 +422,7 @@ def current_lambda_context() -> Any:
     Any code called during an invocation may read it without having it passed
     down: the function name, the request id, ``get_remaining_time_in_millis()``.
     """
-    return _lambda_context.get()
+    return _scope.get()[0]
 
 
 class Deadline:
@@ -487,7 +496,7 @@ def current_deadline(
     out. With ``total`` (seconds from now), it is that, or the invocation's
     deadline when sooner. With neither, None.
     """
-    context = _lambda_context.get()
+    context = _scope.get()[0]
     remaining = getattr(context, "get_remaining_time_in_millis", None)
     by_context = (
         Deadline.from_context(context, margin=margin, clock=clock)
@@ -637,11 +646,17 @@ class _InvocationScope:
         self.context = context
 
     def __enter__(self) -> Any:
-        self._token = _lambda_context.set(self.context)
+        _, ids, fields = _scope.get()
+        self._token = _scope.set((self.context, ids, fields))
         return self.context
 
     def __exit__(self, *exc: object) -> None:
-        _lambda_context.reset(self._token)
+        _, ids, fields = _scope.get()
+        _scope.reset(self._token)
+        outer = _scope.get()
+        if outer[1] is not ids or outer[2] is not fields:
+            # Only the context is the block's: what was bound in it stays.
+            _scope.set((outer[0], ids, fields))
 
 
 def _number(name: str, value: object, *, positive: bool) -> float:
@@ -687,7 +702,6 @@ def _aws_client(service: str, timeout: float, attempts: int) -> Any:
 
 _EVENT_ATTR = "fleece_event"
 _REDACTED = "[REDACTED]"
-_NO_FIELDS: Mapping[str, Any] = MappingProxyType({})
 # Kept when an event is redacted: its classification (the request ids and
 # cold_start are kept too: they say which call, not what data).
 _KEPT_FIELDS = frozenset({"classification"})
@@ -701,15 +715,6 @@ _LINE_BREAKS = str.maketrans(
     {"\u2028": "\\u2028", "\u2029": "\\u2029", "\x85": "\\u0085"}
 )
 
-# The fields bound with `bind`, and the request ids and cold_start of the
-# current invocation. The mappings are never mutated, only replaced, so every
-# thread and task sees a consistent snapshot.
-_context: contextvars.ContextVar[Mapping[str, Any]] = contextvars.ContextVar(
-    "fleece_log_context"
-)
-_request_ids: contextvars.ContextVar[Mapping[str, Any]] = contextvars.ContextVar(
-    "fleece_request_ids"
-)
 _cold_start = True
 # The formatter of `setup_root_logger`: it renders the line of every `Logger`
 # call, the line every handler receives as the record's message.
@@ -739,7 +744,8 @@ def bind(**fields: Any) -> None:
     fields last until the invocation ends; bound outside any invocation (at
     import), they apply to every invocation of the process.
     """
-    _context.set({**_context.get(_NO_FIELDS), **fields})
+    context, ids, bound = _scope.get()
+    _scope.set((context, ids, {**bound, **fields} if bound else fields))
 
 
 def unbind(*keys: str) -> None:
@@ -747,8 +753,9 @@ def unbind(*keys: str) -> None:
 
     Keys that are not bound are ignored.
     """
-    current = _context.get(_NO_FIELDS)
-    _context.set({key: value for key, value in current.items() if key not in keys})
+    context, ids, bound = _scope.get()
+    kept = {key: value for key, value in bound.items() if key not in keys}
+    _scope.set((context, ids, kept))
 
 
 class JsonFormatter(logging.Formatter):
@@ -828,11 +835,12 @@ class JsonFormatter(logging.Formatter):
             return event.line  # rendered by this formatter when it was logged
         if event is not None:
             return self._render(record, event)
+        _, ids, bound = _scope.get()
         return self._render(
             record,
             _Event(
-                _request_ids.get(_NO_FIELDS),
-                _context.get(_NO_FIELDS),
+                ids,
+                bound,
                 self._extra(record),
                 record.getMessage(),
                 str(record.msg) if record.args else None,
@@ -855,9 +863,10 @@ class JsonFormatter(logging.Formatter):
             template = repr(record.msg)
             text = f"{template} % {record.args!r}"
         exc_info = record.exc_info
+        _, ids, bound = _scope.get()
         event = _Event(
-            _request_ids.get(_NO_FIELDS),
-            _context.get(_NO_FIELDS),
+            ids,
+            bound,
             fields,
             text,
             template,
@@ -1107,7 +1116,8 @@ class Logger:
 
         The request ids and ``cold_start`` stay. Returns self.
         """
-        _context.set(dict(fields))
+        context, ids, _ = _scope.get()
+        _scope.set((context, ids, dict(fields)))
         return self
 
     def debug(
@@ -1515,11 +1525,11 @@ def inject_request_ids_into_environment(handler: Callable[_P, _R]) -> Callable[_
 
         @functools.wraps(handler)
         async def with_request_ids_async(*args: Any, **kwargs: Any) -> Any:
-            started = _start_invocation(args, kwargs)
+            started = _start_invocation(*_event_and_context(args, kwargs))
             try:
                 return await run(*args, **kwargs)
             finally:
-                _end_invocation(started)
+                _scope.reset(started)
 
         wrapped: Any = with_request_ids_async
         async_handler: Callable[_P, _R] = wrapped
@@ -1527,11 +1537,11 @@ def inject_request_ids_into_environment(handler: Callable[_P, _R]) -> Callable[_
 
     @functools.wraps(handler)
     def with_request_ids(*args: _P.args, **kwargs: _P.kwargs) -> _R:
-        started = _start_invocation(args, kwargs)
+        started = _start_invocation(*_event_and_context(args, kwargs))
         try:
             return handler(*args, **kwargs)
         finally:
-            _end_invocation(started)
+            _scope.reset(started)
 
     return with_request_ids
 
@@ -1724,52 +1734,42 @@ def _configured_level(
     return level, ignored
 
 
-def _start_invocation(
+def _event_and_context(
     args: tuple[object, ...], kwargs: Mapping[str, object]
-) -> tuple[contextvars.Token[Any], contextvars.Token[Any], contextvars.Token[Any]]:
-    """Enter the invocation ``(event, context)``; returns what `_end_invocation` needs."""
-    global _cold_start
+) -> tuple[object, object]:
+    """The ``(event, context)`` of a handler's arguments."""
     event = args[0] if args else kwargs.get("event")
-    context = args[1] if len(args) > 1 else kwargs.get("context")
+    return event, args[1] if len(args) > 1 else kwargs.get("context")
+
+
+def _start_invocation(
+    event: object, context: object, route: str | None = None
+) -> contextvars.Token[_Scope]:
+    """Enter the invocation ``(event, context)``; ``_scope.reset()`` of the result ends it.
+
+    What the invocation binds ends with it: the fields bound before it are
+    kept, and the reset brings them back as they were. ``route``, a
+    `Router`'s matched route, is bound as the ``route`` field.
+    """
+    global _cold_start
     ids: dict[str, Any] = {}
     request_id = getattr(context, "aws_request_id", None)
     if request_id is not None:
         ids["lambda_request_id"] = request_id
-    api_request_id = _api_request_id(event)
-    if api_request_id is not None:
-        ids["api_request_id"] = api_request_id
+    # API Gateway's request id. Events are dicts: the exact type check
+    # first, Mapping's costs ten times more.
+    if type(event) is dict or isinstance(event, Mapping):
+        request_context = event.get("requestContext")
+        if type(request_context) is dict or isinstance(request_context, Mapping):
+            api_request_id = request_context.get("requestId")
+            if isinstance(api_request_id, str):
+                ids["api_request_id"] = api_request_id
     ids["cold_start"] = _cold_start
     _cold_start = False
-    # What `lambda_invocation(context)` does, without its object: this runs
-    # on every call. Bound fields get a scope of their own: what the
-    # invocation binds ends with it.
-    return (
-        _lambda_context.set(context),
-        _request_ids.set(ids),
-        _context.set(_context.get(_NO_FIELDS)),
-    )
-
-
-def _end_invocation(
-    started: tuple[
-        contextvars.Token[Any], contextvars.Token[Any], contextvars.Token[Any]
-    ],
-) -> None:
-    invocation, ids, bound = started
-    _context.reset(bound)
-    _request_ids.reset(ids)
-    _lambda_context.reset(invocation)
-
-
-def _api_request_id(event: object) -> str | None:
-    # Events are dicts: the exact type check first, Mapping's costs ten times more.
-    if type(event) is not dict and not isinstance(event, Mapping):
-        return None
-    request_context = event.get("requestContext")
-    if type(request_context) is not dict and not isinstance(request_context, Mapping):
-        return None
-    request_id = request_context.get("requestId")
-    return request_id if isinstance(request_id, str) else None
+    bound = _scope.get()[2]
+    if route is not None:  # (unpacking the empty proxy costs three times a literal)
+        bound = {**bound, "route": route} if bound else {"route": route}
+    return _scope.set((context, ids, bound))
 
 
 class _LogNamespace:
@@ -3909,14 +3909,21 @@ class Router:
         direct invocations what their function returns; S3, SNS and
         EventBridge None.
         """
-        if context is not None and _lambda_context.get() is context:
-            return self._resolve(event, context)
+        view = parse_event(event, context)
+        # An HTTP request's route is found first: it goes on every log line.
+        found = self._match(view) if isinstance(view, HttpRequest) else None
+        route = None if found is None or found[1] is None else found[1].template
+        if context is not None and _scope.get()[0] is context:
+            # The invocation is the decorated handler's: the route joins it.
+            if route is not None:
+                bind(route=route)
+            return self._answer(view, found)
         # What `inject_request_ids_into_environment` does around a handler.
-        started = _start_invocation((event, context), _NO_FIELDS)
+        started = _start_invocation(event, context, route)
         try:
-            return self._resolve(event, context)
+            return self._answer(view, found)
         finally:
-            _end_invocation(started)
+            _scope.reset(started)
 
     def route(
         self,
@@ -4109,10 +4116,9 @@ class Router:
 
     # -- resolving ---------------------------------------------------------
 
-    def _resolve(self, event: object, context: Any) -> Any:
-        view = parse_event(event, context)
+    def _answer(self, view: Event, found: _Match | None) -> Any:
         if isinstance(view, HttpRequest):
-            return self._http(view)
+            return self._http(view, found)
         if isinstance(view, (SqsEvent, KinesisEvent, DynamoDBStreamEvent)):
             return self._batch(view)
         if isinstance(view, (S3Event, SnsEvent)):
@@ -4126,9 +4132,9 @@ class Router:
             raise RouteNotFound("no route takes direct invocations: add @app.direct()")
         return self._call(route, view)
 
-    def _http(self, request: HttpRequest) -> dict[str, Any]:
+    def _http(self, request: HttpRequest, found: _Match | None) -> dict[str, Any]:
         started = time.perf_counter() if self.log_requests else 0.0
-        response = self._http_response(request)
+        response = self._http_response(request, found)
         try:
             result = response.render(request)
         except Exception as error:  # noqa: BLE001 (a body JSON cannot hold)
@@ -4147,10 +4153,14 @@ class Router:
             result["body"], result["isBase64Encoded"] = "", False
         return result
 
-    def _http_response(self, request: HttpRequest) -> Response:
+    def _match(self, request: HttpRequest) -> _Match | None:
+        """The route of ``request`` (set on it), its node and parameters; None: no method or path.
+
+        No route: the node of the path (405) or None (404).
+        """
         method, path = request.method, request.path
         if not method or not path.startswith("/"):
-            return HTTPError(400, "the request has no method or path").response()
+            return None
         for prefix in self.strip_prefixes:
             if path == prefix or path.startswith(prefix + "/"):
                 path = request.path = path[len(prefix) :] or "/"
@@ -4162,16 +4172,22 @@ class Router:
         params: dict[str, str] = {}
         if route is None:
             node, route, params = self._tree.find(path, method)
+        if route is not None:
+            request.route = route.template
+            request.path_params = params
+        return node, route, params
+
+    def _http_response(self, request: HttpRequest, found: _Match | None) -> Response:
+        if found is None:
+            return HTTPError(400, "the request has no method or path").response()
+        node, route, params = found
         if route is None:
             if node is None:
                 return self._finish(request, HTTPError(404).response())
-            if method == "OPTIONS":
+            if request.method == "OPTIONS":
                 return self._options(request, node)
             allow = {"Allow": ", ".join(node.allowed())}
             return self._finish(request, HTTPError(405, headers=allow).response())
-        request.route = template = route.template
-        request.path_params = params
-        _context.set({**_context.get(_NO_FIELDS), "route": template})  # bind()
         with ErrorCollector() as collector:
             try:
                 response = Response.of(self._call(route, request, params))
@@ -4534,6 +4550,12 @@ class _PathNode:
         return None
 
 
+if TYPE_CHECKING:
+    # What `Router._match` found: the path's node (None: no such path), the
+    # route of the method (None: not allowed), the path parameters.
+    _Match = tuple[_PathNode | None, _Route | None, dict[str, str]]
+
+
 def _route_segments(path: str) -> list[str]:
     """The segments of a route's path; ``ValueError`` for a path that is not one."""
     if not isinstance(path, str) or not path.startswith("/"):
@@ -4786,6 +4808,8 @@ class Response:
     def _encoded(self) -> tuple[str, bool, str | None]:
         """(body text, whether base64, default content type) of the body."""
         body = self.body
+        if type(body) is dict or type(body) is list:  # most routes' answer
+            return json_dumps(body), False, "application/json"
         if body is None:
             return "", False, None
         if isinstance(body, str):

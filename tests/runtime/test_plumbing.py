@@ -2,6 +2,7 @@
 
 import asyncio
 import enum
+import io
 import json
 import threading
 import uuid
@@ -183,6 +184,20 @@ def test_lambda_invocation_sets_the_context_for_a_block() -> None:
         assert runtime.current_lambda_context() is context
 
     assert runtime.current_lambda_context() is None
+
+
+def test_lambda_invocation_scopes_the_context_not_the_bound_fields(
+    stream: io.StringIO,
+) -> None:
+    with runtime.lambda_invocation(Context()):
+        runtime.bind(order_id=7)
+    try:
+        runtime.get_logger("after").info("after")
+    finally:
+        runtime.unbind("order_id")
+
+    assert runtime.current_lambda_context() is None
+    assert json.loads(stream.getvalue())["order_id"] == 7
 
 
 def test_each_thread_has_its_own_invocation() -> None:

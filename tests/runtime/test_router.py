@@ -1059,6 +1059,37 @@ def test_nothing_bound_by_a_request_reaches_the_next(
     )
 
 
+def test_an_unrouted_request_logs_its_ids_without_a_route(
+    context: Any, stream: io.StringIO
+) -> None:
+    app = Router(log_requests=True)
+    app.get("/orders")(lambda: [])
+
+    app.resolve(testing.http_api_event("GET", "/nowhere"), context)
+
+    (request,) = lines(stream)
+    assert (request["status"], request["lambda_request_id"]) == (404, "lambda-req-1")
+    assert request["route"] is None  # the request line names it; no route is bound
+
+
+def test_the_route_ends_with_the_undecorated_request(
+    context: Any, stream: io.StringIO
+) -> None:
+    app = Router()
+    app.get("/x")(lambda: None)
+    runtime.bind(tenant="t1")
+    try:
+        app.resolve(testing.http_api_event("GET", "/x"), context)
+        runtime.get_logger("after").info("after")
+    finally:
+        runtime.unbind("tenant")
+
+    (after,) = lines(stream)
+    assert after["tenant"] == "t1"
+    assert "route" not in after
+    assert "lambda_request_id" not in after
+
+
 def test_an_undecorated_handler_makes_the_context_current(context: Any) -> None:
     app = Router()
     seen: list[Any] = []
