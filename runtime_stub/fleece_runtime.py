@@ -5521,7 +5521,6 @@ def _query_string(request: HttpRequest) -> str:
 
 def _asgi_scope(request: HttpRequest) -> dict[str, Any]:
     host, port = _host_and_port(request)
-    path = request.path
     headers = [
         (name.encode("latin-1", "replace"), value.encode("latin-1", "replace"))
         for name in request.headers
@@ -5530,14 +5529,17 @@ def _asgi_scope(request: HttpRequest) -> dict[str, Any]:
     ]
     # What a server says of every body; connexion reads no body without it.
     headers.append((b"content-length", str(len(request.body)).encode()))
+    # ASGI's path is the whole URL path: root_path is the part of it before
+    # the app's own (Starlette routes on what follows root_path).
+    full_path = request.base_path + request.path
     return {
         "type": "http",
         "asgi": {"version": "3.0", "spec_version": "2.3"},
         "http_version": "1.1",
         "method": request.method,
         "scheme": request.headers.get("x-forwarded-proto", "https"),
-        "path": path,
-        "raw_path": path.encode("utf-8"),
+        "path": full_path,
+        "raw_path": full_path.encode("utf-8"),
         "query_string": _query_string(request).encode("latin-1", "replace"),
         "root_path": request.base_path,
         "headers": headers,
