@@ -19,11 +19,10 @@ import line::
 
 Contents, in the order of the file. Each section lists its public names;
 the module names of fleece 1.x (``log``, ``xray``, ``profiling``,
-``httperror``, ``connexion``, ``handlers``, ``authpolicy``, ``testing``,
-``boto3``, ``requests``, ``raxauth``) are namespace objects grouping a
-section's names,
-and names that collide with nothing are also importable flat
-(``from fleece_runtime import get_logger``).
+``httperror``, ``connexion``, ``handlers``, ``authpolicy``,
+``testing``, ``boto3``, ``requests``, ``raxauth``) are namespace objects
+grouping a section's names, and names that collide with nothing are also
+importable flat (``from fleece_runtime import get_logger``).
 
 Shared plumbing: the JSON encoder, the current invocation and its deadline
     JsonEncoder, json_dumps, lambda_invocation, current_lambda_context,
@@ -5209,6 +5208,8 @@ httperror = _HttpErrorNamespace()
 # connexion apps built by `get_connexion_app`, by name (fleece 1.x's cache).
 _connexion_apps: dict[str, Any] = {}
 _asgi_loop: Any = None
+# What fleece 1.x logged when an operation's response broke the spec.
+_RESPONSE_CONTRACT_VIOLATION = "Response body does not conform to specification"
 
 
 def wsgi_handler(
@@ -5280,29 +5281,7 @@ def asgi_handler(
     its module is imported. Call it from a plain (not ``async def``)
     handler. An exception of the app is logged once and answered 500.
     """
-    request = _http_request(event, context, "asgi_handler")
-    target = _apps_logger(logger)
-    try:
-        scope, body = _asgi_scope(request), request.body
-    except HTTPError as error:  # a body that cannot be read
-        return error.response().render(request)
-    loop = _event_loop()
-    response: list[Any] = []
-    chunks: list[bytes] = []
-    try:
-        loop.run_until_complete(
-            app(scope, _asgi_receive(body), _asgi_send(response, chunks))
-        )
-        if not response:
-            raise RuntimeError("the ASGI app returned without starting a response")
-    except Exception as error:  # noqa: BLE001 (the app's failure becomes a 500)
-        target.exception("unhandled exception in the ASGI app", exc_info=error)
-        return HTTPError(500).response().render(request)
-    status, raw_headers = response
-    headers = [
-        (name.decode("latin-1"), value.decode("latin-1")) for name, value in raw_headers
-    ]
-    return _app_response(status, headers, b"".join(chunks)).render(request)
+    return _serve_asgi(_http_request(event, context, "asgi_handler"), app, logger)
 
 
 def get_connexion_app(
@@ -5335,6 +5314,10 @@ def get_connexion_app(
     argument turns it on); ``api_options`` go to ``add_api``. An `HTTPError` raised by an operation is answered with its
     status as ``application/problem+json``; other exceptions are logged once
     by connexion and answered 500.
+
+    The app has fleece 1.x's ``FleeceApp`` methods: ``app.call_api(event)``
+    and ``app.call_proxy_api(event)`` serve an event as `call_api` does,
+    logging to ``logger`` (fleece 1.x's argument).
     """
     if cache_app and app_name in _connexion_apps:
         return _connexion_apps[app_name]
@@ -5347,6 +5330,7 @@ def get_connexion_app(
             warnings.filterwarnings("ignore", "Using `httpx` with `starlette")
             warnings.filterwarnings("ignore", category=DeprecationWarning)
             import connexion
+            from connexion.exceptions import NonConformingResponse
             from connexion.options import SwaggerUIOptions
     except ImportError as error:
         raise _missing("connexion", error) from None
@@ -5370,6 +5354,8 @@ def get_connexion_app(
         **api_options,
     )
     app.add_error_handler(HTTPError, _connexion_http_error)
+    app.add_error_handler(Exception, _connexion_unhandled_error)
+    app.add_error_handler(NonConformingResponse, _connexion_contract_violation)
     if cors is not None:
         from connexion.middleware import MiddlewarePosition
         from starlette.middleware.cors import CORSMiddleware
@@ -5385,6 +5371,14 @@ def get_connexion_app(
             max_age=600 if cors.max_age is None else cors.max_age,
         )
     _start_asgi_app(app)
+
+    def call_app(event: object, call_logger: Any = None) -> Any:
+        return _call_connexion_app(
+            app, event, logger if call_logger is None else call_logger
+        )
+
+    # fleece 1.x's FleeceApp methods, on connexion's own app.
+    app.call_api = app.call_proxy_api = call_app
     if cache_app:
         _connexion_apps[app_name] = app
     return app
@@ -5398,14 +5392,33 @@ def call_api(
     strict_validation: bool = True,
     validate_responses: bool = True,
     cache_app: bool = True,
-) -> dict[str, Any]:
-    """Serve an API Gateway (REST or HTTP API), ALB or function URL event with the spec's connexion app.
+) -> Any:
+    """Serve an HTTP event with the spec's connexion app, through either API Gateway integration.
 
     fleece 1.x's name and arguments: the app is `get_connexion_app`'s (built
     on the first call when the handler's module did not build it), served
-    in process by `asgi_handler`. Returns the Lambda result. Requests that
-    break the spec get connexion's 400 ``application/problem+json``;
-    unhandled errors a 500.
+    in process. The answer depends on the event:
+
+    - an API Gateway proxy event (REST or HTTP API), ALB or function URL
+      event: the Lambda result, as `asgi_handler` gives it. Requests that
+      break the spec get connexion's 400 ``application/problem+json``;
+      unhandled errors a 500.
+    - an event of yoke's request template (API Gateway's non-proxy
+      integration: ``parameters.gateway``, ``parameters.request`` and
+      ``rawContext``): fleece 1.x's answer. A 2xx (or 3xx) response returns
+      its JSON body (None when empty); a 4xx raises `HTTPError` with its
+      status and the body's ``error.message``, else connexion's ``detail``,
+      else "Client Error"; a 5xx raises `HTTPError` with its status and no
+      message, and so does any other failure (500). API Gateway's
+      integration responses map the error by its text (``404: Not Found -
+      ...``). A malformed template event raises `HTTPError` 400 saying what
+      is wrong. These lines go to ``logger``, as in fleece 1.x: "Raising 4xx
+      error" and "Raising 5xx error" (``http_status``, ``message`` or
+      ``response``), "Response body does not conform to specification"
+      (``detail``) when the operation broke the spec, the traceback of an
+      exception of the operation, and "HTTPError" with the raised error.
+
+    Any other event raises ``TypeError``.
     """
     app = get_connexion_app(
         app_name,
@@ -5415,10 +5428,242 @@ def call_api(
         cache_app=cache_app,
         logger=logger,
     )
-    return asgi_handler(event, current_lambda_context(), app, logger)
+    return app.call_api(event, logger)
 
 
 call_proxy_api = call_api  # fleece 1.x's name for the proxy integration
+
+
+def _call_connexion_app(app: Any, event: object, logger: Any) -> Any:
+    """What ``call_api`` answers for ``event`` with the connexion ``app``."""
+    target = _apps_logger(logger)
+    if isinstance(event, dict) and _is_request_template(event):
+        return _call_template_api(app, event, target)
+    request = parse_event(event, current_lambda_context())
+    if not isinstance(request, HttpRequest):
+        raise TypeError(
+            "call_api serves HTTP requests (API Gateway, ALB, function URLs) and "
+            "events of yoke's request template (parameters.gateway, "
+            f"parameters.request and rawContext), and this event is {request.source}"
+        )
+    return _serve_asgi(request, app, target)
+
+
+def _serve_asgi(
+    request: HttpRequest, app: Callable[..., Any], logger: Any
+) -> dict[str, Any]:
+    """The Lambda result of an ASGI app's response to ``request``."""
+    target = _apps_logger(logger)
+    try:
+        scope = _asgi_scope(request)
+    except HTTPError as error:  # a body that cannot be read
+        return error.response().render(request)
+    try:
+        status, headers, body = _run_asgi(app, scope, request.body)
+    except Exception as error:  # noqa: BLE001 (the app's failure becomes a 500)
+        target.exception("unhandled exception in the ASGI app", exc_info=error)
+        return HTTPError(500).response().render(request)
+    return _app_response(status, headers, body).render(request)
+
+
+def _run_asgi(
+    app: Callable[..., Any], scope: dict[str, Any], body: bytes
+) -> tuple[int, list[tuple[str, str]], bytes]:
+    """(status, headers, body) of the app's response to one HTTP request, on the process's loop."""
+    response: list[Any] = []
+    chunks: list[bytes] = []
+    _event_loop().run_until_complete(
+        app(scope, _asgi_receive(body), _asgi_send(response, chunks))
+    )
+    if not response:
+        raise RuntimeError("the ASGI app returned without starting a response")
+    status, raw_headers = response
+    headers = [
+        (name.decode("latin-1"), value.decode("latin-1")) for name, value in raw_headers
+    ]
+    return status, headers, b"".join(chunks)
+
+
+def _is_request_template(event: dict[str, Any]) -> bool:
+    """Whether ``event`` is one of yoke's request template (API Gateway's non-proxy integration)."""
+    parameters = event.get("parameters")
+    return (
+        "rawContext" in event
+        and isinstance(parameters, dict)
+        and "gateway" in parameters
+        and "request" in parameters
+    )
+
+
+def _call_template_api(app: Any, event: dict[str, Any], logger: Any) -> Any:
+    """fleece 1.x's ``FleeceApp.call_api``: the JSON body, or `HTTPError`."""
+    try:
+        request = _template_request(event, current_lambda_context())
+        scope = _asgi_scope(request)
+        scope["aws.event"] = event
+        # Where the error handlers of `get_connexion_app` leave what the
+        # response alone does not tell: the operation's exception, a broken
+        # contract.
+        caught: dict[str, Any] = {}
+        scope["fleece.caught"] = caught
+        status, _, body = _run_asgi(app, scope, request.body)
+        return _template_answer(status, body, caught, logger)
+    except HTTPError:
+        logger.exception("HTTPError")
+        raise
+    except Exception:  # noqa: BLE001 (1.x's answer to any failure: a bare 500)
+        logger.exception("Unhandled exception")
+        raise HTTPError(500) from None
+
+
+def _template_request(event: dict[str, Any], context: Any) -> RestApiRequest:
+    """A request-template event as the REST API proxy event of the same request.
+
+    yoke's template: ``rawContext.httpMethod`` and ``identity.sourceIp``;
+    ``parameters.gateway["resource-path"]`` (``/users/{user_id}``), whose
+    parameters ``parameters.request.path`` fills; ``request.querystring``
+    (name -> value; a list of pairs and a query string are taken too),
+    ``request.header`` (name -> value) and ``request.body`` (the JSON body,
+    sent for POST, PUT and PATCH as fleece 1.x did, as
+    ``application/json`` unless a ``Content-Type`` says otherwise).
+    """
+    parameters = event["parameters"]
+    gateway = _template_part(parameters, "gateway", "parameters.gateway")
+    request = _template_part(parameters, "request", "parameters.request")
+    raw_context = _template_part(event, "rawContext", "rawContext")
+    method = raw_context.get("httpMethod")
+    if not isinstance(method, str) or not method.isalpha():
+        raise _malformed_template("rawContext.httpMethod is not an HTTP method")
+    resource = gateway.get("resource-path")
+    if not isinstance(resource, str) or not resource.startswith("/"):
+        raise _malformed_template("parameters.gateway.resource-path is not a path")
+    path_values = _template_part(request, "path", "parameters.request.path", {})
+    header = _template_part(request, "header", "parameters.request.header", {})
+    headers = {str(name): str(value) for name, value in header.items()}
+    body = None
+    if method.upper() in ("POST", "PUT", "PATCH") and "body" in request:
+        try:
+            body = json.dumps(request["body"])
+        except (TypeError, ValueError):
+            raise _malformed_template("parameters.request.body is not JSON") from None
+        if not any(name.lower() == "content-type" for name in headers):
+            headers["Content-Type"] = "application/json"
+    identity = raw_context.get("identity")
+    source_ip = identity.get("sourceIp") if isinstance(identity, dict) else None
+    proxy_event = {
+        "resource": resource,
+        "path": _template_path(resource, path_values),
+        "httpMethod": method.upper(),
+        "headers": headers,
+        "multiValueQueryStringParameters": _template_query(request.get("querystring")),
+        "pathParameters": {str(k): str(v) for k, v in path_values.items()} or None,
+        "body": body,
+        "isBase64Encoded": False,
+        "requestContext": {
+            "httpMethod": method.upper(),
+            "resourcePath": resource,
+            "requestId": raw_context.get("requestId"),
+            "identity": {"sourceIp": source_ip},
+        },
+    }
+    return RestApiRequest(proxy_event, context)
+
+
+def _template_part(
+    parent: dict[str, Any], key: str, name: str, default: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The object ``parent[key]`` of a template event (``default`` when absent, if given)."""
+    value = parent.get(key, default)
+    if not isinstance(value, dict):
+        raise _malformed_template(f"{name} is not an object")
+    return value
+
+
+def _template_path(resource: str, values: dict[str, Any]) -> str:
+    """``/users/{user_id}`` with the value of each parameter (``{proxy+}`` takes several segments)."""
+    import re
+
+    def value(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in values:
+            raise _malformed_template(
+                f"parameters.request.path has no value for {{{name}}} of {resource}"
+            )
+        return str(values[name])
+
+    return re.sub(r"\{([^{}/]+?)\+?\}", value, resource)
+
+
+def _template_query(query: object) -> dict[str, list[str]] | None:
+    """The query parameters of a template event: name -> values."""
+    from urllib.parse import parse_qsl
+
+    if query is None or query == "":
+        pairs: list[tuple[Any, Any]] = []
+    elif isinstance(query, str):
+        pairs = parse_qsl(query, keep_blank_values=True)
+    elif isinstance(query, dict):
+        pairs = [
+            (name, item)
+            for name, value in query.items()
+            for item in (value if isinstance(value, list) else [value])
+        ]
+    elif isinstance(query, list) and all(
+        isinstance(pair, (list, tuple)) and len(pair) == 2 for pair in query
+    ):
+        pairs = [(name, value) for name, value in query]
+    else:
+        raise _malformed_template(
+            "parameters.request.querystring is not an object, pairs or a query string"
+        )
+    lists: dict[str, list[str]] = {}
+    for name, value in pairs:
+        lists.setdefault(str(name), []).append(str(value))
+    return lists or None
+
+
+def _malformed_template(problem: str) -> HTTPError:
+    return HTTPError(400, f"malformed request-template event: {problem}")
+
+
+def _template_answer(
+    status: int, body: bytes, caught: dict[str, Any], logger: Any
+) -> Any:
+    """fleece 1.x's answer to a response: its JSON body, or the `HTTPError` to raise."""
+    if status < 400:
+        return json.loads(body) if body else None
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        payload = None
+    if status < 500:
+        message = _template_error_message(payload)
+        logger.error("Raising 4xx error", http_status=status, message=message)
+        raise HTTPError(status, message)
+    if "unhandled" in caught:
+        logger.exception("Unhandled exception", exc_info=caught["unhandled"])
+    if "contract_violation" in caught:
+        logger.error(_RESPONSE_CONTRACT_VIOLATION, detail=caught["contract_violation"])
+    else:
+        logger.error("Raising 5xx error", response=payload, http_status=status)
+    raise HTTPError(status)
+
+
+def _template_error_message(payload: object) -> str:
+    """The message of a 4xx body: ``error.message``, else connexion's ``detail``.
+
+    Its first line only: API Gateway matches an integration response's
+    pattern (``^400:.*``) against the whole error text, and ``.`` stops at a
+    line break (jsonschema's messages go on with the schema).
+    """
+    message = "Client Error"
+    if isinstance(payload, dict):
+        error = payload.get("error")
+        if isinstance(error, dict) and "message" in error:
+            message = str(error["message"])
+        elif "detail" in payload:
+            message = str(payload["detail"])
+    return message.split("\n", 1)[0].strip() or "Client Error"
 
 
 def _http_request(event: object, context: Any, caller: str) -> HttpRequest:
@@ -5468,8 +5713,11 @@ def _wsgi_environ(request: HttpRequest) -> dict[str, Any]:
 
 
 def _apps_logger(logger: Any) -> Any:
+    """``logger``, a `Logger` around it when it is a standard one (they take no fields)."""
     if logger is None:
         return Logger(logging.getLogger("fleece_runtime.apps"))
+    if isinstance(logger, logging.Logger):
+        return Logger(logger)
     return logger
 
 
@@ -5623,6 +5871,53 @@ def _connexion_http_error(request: Any, error: Exception) -> Any:
     )
 
 
+def _connexion_unhandled_error(request: Any, error: Exception) -> Any:
+    """An operation's exception: connexion's 500; a template call logs it itself."""
+    from connexion.exceptions import InternalServerError
+    from connexion.middleware.exceptions import ExceptionMiddleware
+
+    caught = request.scope.get("fleece.caught")
+    if caught is None:
+        return ExceptionMiddleware.common_error_handler(request, error)
+    caught["unhandled"] = error
+    return InternalServerError().to_problem()
+
+
+def _connexion_contract_violation(request: Any, error: Any) -> Any:
+    """A response that breaks the spec: connexion's 500; a template call logs jsonschema's account of it."""
+    from connexion.middleware.exceptions import ExceptionMiddleware
+
+    caught = request.scope.get("fleece.caught")
+    if caught is None:
+        return ExceptionMiddleware.problem_handler(request, error)
+    # connexion raises it while handling jsonschema's ValidationError.
+    cause = error.__context__
+    caught["contract_violation"] = (
+        _schema_error_text(cause)
+        if hasattr(cause, "relative_schema_path")
+        else error.detail
+    )
+    return error.to_problem()
+
+
+def _schema_error_text(error: Any) -> str:
+    """A jsonschema error as fleece 1.x logged it: the failed part of the schema, its keys sorted."""
+    import pprint
+    import textwrap
+
+    def index(path: Iterable[object]) -> str:
+        return "".join(f"[{part!r}]" for part in path)
+
+    schema = textwrap.indent(pprint.pformat(error.schema, width=72), "    ")
+    instance = textwrap.indent(pprint.pformat(error.instance, width=72), "    ")
+    return (
+        f"{error.message}\n\n"
+        f"Failed validating {error.validator!r} in "
+        f"schema{index(list(error.relative_schema_path)[:-1])}:\n{schema}\n\n"
+        f"On instance{index(error.relative_path)}:\n{instance}"
+    )
+
+
 class _ConnexionNamespace:
     """OpenAPI apps, as ``from fleece_runtime import connexion`` (was ``fleece.connexion``)."""
 
@@ -5630,6 +5925,7 @@ class _ConnexionNamespace:
     call_api = staticmethod(call_api)
     call_proxy_api = staticmethod(call_proxy_api)
     get_connexion_app = staticmethod(get_connexion_app)
+    RESPONSE_CONTRACT_VIOLATION = _RESPONSE_CONTRACT_VIOLATION
 
 
 class _WsgiNamespace:

@@ -281,7 +281,8 @@ def orders_api(request: pytest.FixtureRequest) -> Iterator[str]:
 
 def call(event: dict[str, Any], name: str, context: Any) -> dict[str, Any]:
     with runtime.lambda_invocation(context):
-        return runtime.call_api(event, name, SPEC)
+        result: dict[str, Any] = runtime.call_api(event, name, SPEC)
+    return result
 
 
 @pytest.mark.parametrize("build", [testing.rest_api_event, testing.http_api_event])

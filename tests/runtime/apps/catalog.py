@@ -50,4 +50,4 @@ def broken() -> None:
 
 
 def break_contract() -> dict[str, Any]:
-    return {"item_id": "seven"}
+    return {"item_id": "seven", "name": "kettle", "price": 20.5}
