@@ -19,7 +19,7 @@ import line::
 
 Contents, in the order of the file. Each section lists its public names;
 the module names of fleece 1.x (``log``, ``xray``, ``profiling``,
-``httperror``, ``connexion``, ``handlers``, ``authpolicy``,
+``httperror``, ``connexion``, ``handlers``, ``events``, ``authpolicy``,
 ``testing``, ``boto3``, ``requests``, ``raxauth``) are namespace objects
 grouping a section's names, and names that collide with nothing are also
 importable flat (``from fleece_runtime import get_logger``).
@@ -49,12 +49,13 @@ Responses and errors: Response, HTTPError, the error collector, log_method
     log_method, httperror
 Apps: WSGI and ASGI apps, OpenAPI apps through connexion 3
     wsgi_handler, build_wsgi_environ_from_event, asgi_handler,
-    get_connexion_app, call_api, call_proxy_api, connexion, handlers
+    get_connexion_app, call_api, call_proxy_api, format_event, Hasher,
+    connexion, handlers, events
 Authorizers: API Gateway Lambda authorizer answers
     AuthPolicy, HttpVerb, InvalidPolicy, simple_authorizer_response,
     authpolicy
 Testing helpers: a Lambda context and the events of every source
-    LambdaContext, testing
+    LambdaContext, LambdaEvent, LambdaRequestGenerator, testing
 boto3: clients and resources with timeouts
     boto3
 requests: timeouts, retries, one pooled session for module-level calls
@@ -216,8 +217,11 @@ __all__ = [  # noqa: RUF022
     "get_connexion_app",
     "call_api",
     "call_proxy_api",
+    "format_event",
+    "Hasher",
     "connexion",
     "handlers",
+    "events",
     # Authorizers
     "AuthPolicy",
     "HttpVerb",
@@ -226,6 +230,8 @@ __all__ = [  # noqa: RUF022
     "authpolicy",
     # Testing helpers
     "LambdaContext",
+    "LambdaEvent",
+    "LambdaRequestGenerator",
     "testing",
     # boto3
     "boto3",
@@ -5434,6 +5440,62 @@ def call_api(
 call_proxy_api = call_api  # fleece 1.x's name for the proxy integration
 
 
+class Hasher(dict):  # type: ignore[type-arg]
+    """A dict whose missing keys read as new, empty Hashers (fleece 1.x's ``fleece.events.Hasher``).
+
+    ``Hasher()["a"]["b"]`` is ``{}``, and the keys it read are then set.
+    """
+
+    def __missing__(self, key: Any) -> Hasher:
+        value = self[key] = type(self)()
+        return value
+
+
+def format_event(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+    """A request-template event and its context as one request dict (fleece 1.x's ``fleece.events.format_event``).
+
+    The keys: ``requested-at`` (now, UTC, ISO 8601 without a zone),
+    ``context`` (the Lambda context's attributes, with
+    ``get_remaining_time_in_millis`` as its value now), ``operation``,
+    ``requestor``, ``body``, ``path``, ``querystring``, ``header`` (a
+    case-insensitive `Headers`) and ``gateway``, read from the event's
+    ``operation`` and ``parameters`` as yoke's request template (and
+    `testing.LambdaEvent`) puts them. A part the event lacks is an empty
+    `Hasher`.
+    """
+    import datetime
+
+    parameters = _hashed(event, "parameters")
+    request = _hashed(parameters, "request")
+    header = _hashed(request, "header")
+    return {
+        "requested-at": datetime.datetime.now(datetime.UTC)
+        .replace(tzinfo=None)
+        .isoformat(),
+        "context": {
+            "aws_request_id": context.aws_request_id,
+            "client_context": context.client_context,
+            "function_name": context.function_name,
+            "function_version": context.function_version,
+            "get_remaining_time_in_millis": context.get_remaining_time_in_millis(),
+            "invoked_function_arn": context.invoked_function_arn,
+            "log_group_name": context.log_group_name,
+            "log_stream_name": context.log_stream_name,
+            "memory_limit_in_mb": context.memory_limit_in_mb,
+        },
+        "operation": _hashed(event, "operation"),
+        "requestor": _hashed(parameters, "requestor"),
+        "body": _hashed(request, "body"),
+        "path": _hashed(request, "path"),
+        "querystring": _hashed(request, "querystring"),
+        # As a case-insensitive dict: a name given twice keeps its last value.
+        "header": Headers(
+            {str(name).lower(): [value] for name, value in header.items()}
+        ),
+        "gateway": _hashed(parameters, "gateway"),
+    }
+
+
 def _call_connexion_app(app: Any, event: object, logger: Any) -> Any:
     """What ``call_api`` answers for ``event`` with the connexion ``app``."""
     target = _apps_logger(logger)
@@ -5664,6 +5726,13 @@ def _template_error_message(payload: object) -> str:
         elif "detail" in payload:
             message = str(payload["detail"])
     return message.split("\n", 1)[0].strip() or "Client Error"
+
+
+def _hashed(parent: Mapping[str, Any], key: str) -> Any:
+    """``parent[key]``, or an empty `Hasher` when it is absent (or ``parent`` is no mapping)."""
+    if isinstance(parent, Mapping) and key in parent:
+        return parent[key]
+    return Hasher()
 
 
 def _http_request(event: object, context: Any, caller: str) -> HttpRequest:
@@ -5944,8 +6013,17 @@ class _HandlersNamespace:
     connexion = _ConnexionNamespace()
 
 
+class _EventsNamespace:
+    """Request-template events, as ``from fleece_runtime import events`` (was ``fleece.events``)."""
+
+    __slots__ = ()
+    format_event = staticmethod(format_event)
+    Hasher = Hasher
+
+
 connexion = _ConnexionNamespace()
 handlers = _HandlersNamespace()
+events = _EventsNamespace()
 
 
 # ---------------------------------------------------------------------------
@@ -6246,6 +6324,102 @@ class LambdaContext:
     def get_remaining_time_in_millis(self) -> int:
         """Milliseconds left before the invocation times out (never below 0)."""
         return max(0, int((self._ends - self._clock()) * 1000))
+
+
+class LambdaEvent:
+    """A maker of yoke request-template events: fleece 1.x's ``fleece.testing.LambdaEvent``.
+
+    Each part of the event (``body``, ``gateway``, ``header``, ``path``,
+    ``querystring``, ``requestor``: dicts; ``operation``: a string) is the
+    one given to the constructor, else 1.x's default. `generate` builds
+    ``{"operation": ..., "parameters": {"requestor": ..., "request":
+    {"body", "path", "querystring", "header"}, "gateway": ...}}``, each
+    part merged (one level deep, `dict_update`) with what it is given::
+
+        LambdaEvent().generate(gateway={"http-method": "POST"},
+                               header={"x-auth-token": "SOME VALUE"})
+
+    The events of the non-proxy integration lack ``rawContext``, as in 1.x;
+    `call_api` needs it (add ``rawContext={"httpMethod": ...}``). The
+    defaults' ``gateway["request-id"]`` is a new UUID per instance.
+    """
+
+    merge_dicts = True
+
+    def __init__(
+        self,
+        body: dict[str, Any] | None = None,
+        gateway: dict[str, Any] | None = None,
+        header: dict[str, Any] | None = None,
+        operation: str | None = None,
+        path: dict[str, Any] | None = None,
+        querystring: dict[str, Any] | None = None,
+        requestor: dict[str, Any] | None = None,
+    ) -> None:
+        defaults = _lambda_event_defaults()
+        self.body = body or defaults["body"]
+        self.gateway = gateway or defaults["gateway"]
+        self.header = header or defaults["header"]
+        self.operation = operation or defaults["operation"]
+        self.path = path or defaults["path"]
+        self.querystring = querystring or defaults["querystring"]
+        self.requestor = requestor or defaults["requestor"]
+
+    def generate(
+        self, merge_with_default: bool = True, **kwargs: Any
+    ) -> dict[str, Any]:
+        """A new event: each part given in ``kwargs`` merged into this maker's
+        (or, with ``merge_with_default=False``, replacing it)."""
+        import copy
+
+        def part(name: str) -> dict[str, Any]:
+            return dict_update(
+                getattr(self, name), merge_with_default, kwargs.get(name, {})
+            )
+
+        operation = kwargs.get("operation")
+        event = {
+            "operation": self.operation if operation is None else operation,
+            "parameters": {
+                "requestor": part("requestor"),
+                "request": {
+                    "body": part("body"),
+                    "path": part("path"),
+                    "querystring": part("querystring"),
+                    "header": part("header"),
+                },
+                "gateway": part("gateway"),
+            },
+        }
+        return copy.deepcopy(event)
+
+
+class LambdaRequestGenerator:
+    """Requests as a handler of 1.x's request-template style reads them (fleece 1.x's ``fleece.testing.LambdaRequestGenerator``).
+
+    ``generate_request(**kwargs)`` is `events.format_event` of
+    ``event.generate(**kwargs)`` (a `LambdaEvent`, a default one unless
+    given) and ``context`` (a default `LambdaContext` unless given).
+    """
+
+    def __init__(self, event: LambdaEvent | None = None, context: Any = None) -> None:
+        self.event = event or LambdaEvent()
+        self.context = context or LambdaContext()
+
+    def generate_request(self, **kwargs: Any) -> dict[str, Any]:
+        """The request of a new event; ``kwargs`` go to `LambdaEvent.generate`."""
+        return format_event(self.event.generate(**kwargs), self.context)
+
+
+def dict_update(
+    base: dict[str, Any], merge: bool, kwargs: dict[str, Any]
+) -> dict[str, Any]:
+    """``base`` updated with ``kwargs`` (a new dict), or ``kwargs`` itself when not ``merge`` (fleece 1.x's)."""
+    if not merge:
+        return kwargs
+    merged = base.copy()
+    merged.update(kwargs)
+    return merged
 
 
 def rest_api_event(
@@ -6758,6 +6932,50 @@ def _http_api_shaped(
     return _merged(event, overrides)
 
 
+def _lambda_event_defaults() -> dict[str, Any]:
+    """The parts of `LambdaEvent`'s events when none are given: fleece 1.x's."""
+    return {
+        "body": {},
+        "gateway": {
+            "http-method": "GET",
+            "request-id": _new_id(),
+            "resource-path": "/bogus/path/",
+            "stage": "test_stage",
+            "stage-data": {},
+        },
+        "header": {
+            "Accept": "*/*",
+            "Accept-Encoding": "gzip, deflate",
+            "CloudFront-Forwarded-Proto": "https",
+            "CloudFront-Is-Desktop-Viewer": "true",
+            "CloudFront-Is-Mobile-Viewer": "false",
+            "CloudFront-Is-SmartTV-Viewer": "false",
+            "CloudFront-Is-Tablet-Viewer": "false",
+            "CloudFront-Viewer-Country": "US",
+            "Host": "BOGUS.execute-api.us-east-1.amazonaws.com",
+            "User-Agent": "python-requests/2.9.1",
+            "Via": "1.1 BOGUS.cloudfront.net (CloudFront)",
+            "X-Amz-Cf-Id": "FAKE_TID",
+            "X-Forwarded-For": "127.0.0.1",
+            "X-Forwarded-Port": "443",
+            "X-Forwarded-Proto": "https",
+            "x-auth-token": "FAKE_TOKEN",
+        },
+        "operation": "test:operation",
+        "path": {},
+        "querystring": {},
+        "requestor": {
+            "account-id": "",
+            "api-key": "",
+            "caller": "",
+            "source-ip": "127.0.0.1",
+            "user": "",
+            "user-agent": "python-requests/2.9.1",
+            "user-arn": "",
+        },
+    }
+
+
 def _value_lists(values: Mapping[str, str | list[str]]) -> dict[str, list[str]]:
     return {
         name: list(value) if isinstance(value, list) else [value]
@@ -6841,6 +7059,9 @@ class _TestingNamespace:
 
     __slots__ = ()
     LambdaContext = LambdaContext
+    LambdaEvent = LambdaEvent
+    LambdaRequestGenerator = LambdaRequestGenerator
+    dict_update = staticmethod(dict_update)
     rest_api_event = staticmethod(rest_api_event)
     http_api_event = staticmethod(http_api_event)
     function_url_event = staticmethod(function_url_event)

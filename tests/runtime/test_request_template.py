@@ -345,3 +345,10 @@ def test_a_malformed_template_event_raises_400_saying_what_is_wrong(
     assert (
         str(error) == f"400: Bad Request - malformed request-template event: {problem}"
     )
+
+
+def test_a_template_event_without_raw_context_is_refused_clearly(catalog: str) -> None:
+    event = testing.LambdaEvent().generate()
+
+    with pytest.raises(TypeError, match="yoke's request template"):
+        call(event, catalog)
