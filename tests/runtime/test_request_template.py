@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from runtime_stub import fleece_runtime as runtime
 from runtime_stub.fleece_runtime import HTTPError, testing
@@ -352,3 +354,61 @@ def test_a_template_event_without_raw_context_is_refused_clearly(catalog: str) -
 
     with pytest.raises(TypeError, match="yoke's request template"):
         call(event, catalog)
+
+
+# -- random template events --------------------------------------------------------
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3)
+    | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=8,
+)
+PARTS = [
+    ("rawContext",),
+    ("rawContext", "httpMethod"),
+    ("rawContext", "identity"),
+    ("parameters", "gateway"),
+    ("parameters", "gateway", "resource-path"),
+    ("parameters", "request"),
+    ("parameters", "request", "path"),
+    ("parameters", "request", "path", "item_id"),
+    ("parameters", "request", "querystring"),
+    ("parameters", "request", "header"),
+    ("parameters", "request", "header", "Content-Type"),
+    ("parameters", "request", "body"),
+]
+
+
+@settings(
+    max_examples=300,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    method=st.sampled_from(["GET", "POST", "PUT", "DELETE", "PATCH"]),
+    changes=st.lists(
+        st.tuples(st.sampled_from(PARTS), st.just(None) | JSON), max_size=3
+    ),
+)
+def test_a_random_template_event_never_escapes_as_anything_but_an_http_error(
+    catalog: str, method: str, changes: list[tuple[tuple[str, ...], Any]]
+) -> None:
+    """Parts replaced by random JSON or removed: a body, or an HTTPError that is not a 500."""
+    event = template_event(method, "/v1/items/{item_id}", path={"item_id": "1"})
+    for path, value in changes:
+        parent: Any = event
+        for key in path[:-1]:
+            parent = parent.get(key) if isinstance(parent, dict) else None
+        if isinstance(parent, dict):
+            if value is None:
+                parent.pop(path[-1], None)
+            else:
+                parent[path[-1]] = value
+
+    try:
+        call(event, catalog)
+    except HTTPError as error:
+        assert 400 <= error.status_code < 500, str(error)
+    except TypeError as error:
+        assert "yoke's request template" in str(error)
