@@ -5602,6 +5602,10 @@ def _template_request(event: dict[str, Any], context: Any) -> RestApiRequest:
     path_values = _template_part(request, "path", "parameters.request.path", {})
     header = _template_part(request, "header", "parameters.request.header", {})
     headers = {str(name): str(value) for name, value in header.items()}
+    for name, value in headers.items():
+        # connexion cannot read a media type that is not ASCII (a 500).
+        if name.lower() == "content-type" and not value.isascii():
+            raise HTTPError(400, "the Content-Type header is not ASCII")
     body = None
     if method.upper() in ("POST", "PUT", "PATCH") and "body" in request:
         try:

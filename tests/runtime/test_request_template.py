@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from runtime_stub import fleece_runtime as runtime
@@ -195,6 +195,14 @@ def test_a_request_that_breaks_the_spec_raises_400_with_connexions_detail(
     error = raised(event, catalog)
 
     assert (error.status_code, str(error)) == (400, text)
+
+
+def test_a_content_type_that_is_not_ascii_raises_400(catalog: str) -> None:
+    event = template_event("GET", "/v1/whoami", header={"Content-Type": "text/\u00e9"})
+
+    error = raised(event, catalog)
+
+    assert str(error) == "400: Bad Request - the Content-Type header is not ASCII"
 
 
 def test_an_http_error_of_the_operation_keeps_its_status_and_message(
@@ -391,6 +399,7 @@ PARTS = [
         st.tuples(st.sampled_from(PARTS), st.just(None) | JSON), max_size=3
     ),
 )
+@example(method="GET", changes=[(PARTS[10], "\x80")])
 def test_a_random_template_event_never_escapes_as_anything_but_an_http_error(
     catalog: str, method: str, changes: list[tuple[tuple[str, ...], Any]]
 ) -> None:
