@@ -19,11 +19,10 @@ import line::
 
 Contents, in the order of the file. Each section lists its public names;
 the module names of fleece 1.x (``log``, ``xray``, ``profiling``,
-``httperror``, ``connexion``, ``handlers``, ``authpolicy``, ``testing``,
-``boto3``, ``requests``, ``raxauth``) are namespace objects grouping a
-section's names,
-and names that collide with nothing are also importable flat
-(``from fleece_runtime import get_logger``).
+``httperror``, ``connexion``, ``handlers``, ``events``, ``authpolicy``,
+``testing``, ``boto3``, ``requests``, ``raxauth``) are namespace objects
+grouping a section's names, and names that collide with nothing are also
+importable flat (``from fleece_runtime import get_logger``).
 
 Shared plumbing: the JSON encoder, the current invocation and its deadline
     JsonEncoder, json_dumps, lambda_invocation, current_lambda_context,
@@ -50,12 +49,13 @@ Responses and errors: Response, HTTPError, the error collector, log_method
     log_method, httperror
 Apps: WSGI and ASGI apps, OpenAPI apps through connexion 3
     wsgi_handler, build_wsgi_environ_from_event, asgi_handler,
-    get_connexion_app, call_api, call_proxy_api, connexion, handlers
+    get_connexion_app, call_api, call_proxy_api, format_event, Hasher,
+    connexion, handlers, events
 Authorizers: API Gateway Lambda authorizer answers
     AuthPolicy, HttpVerb, InvalidPolicy, simple_authorizer_response,
     authpolicy
 Testing helpers: a Lambda context and the events of every source
-    LambdaContext, testing
+    LambdaContext, LambdaEvent, LambdaRequestGenerator, testing
 boto3: clients and resources with timeouts
     boto3
 requests: timeouts, retries, one pooled session for module-level calls
@@ -217,8 +217,11 @@ __all__ = [  # noqa: RUF022
     "get_connexion_app",
     "call_api",
     "call_proxy_api",
+    "format_event",
+    "Hasher",
     "connexion",
     "handlers",
+    "events",
     # Authorizers
     "AuthPolicy",
     "HttpVerb",
@@ -227,6 +230,8 @@ __all__ = [  # noqa: RUF022
     "authpolicy",
     # Testing helpers
     "LambdaContext",
+    "LambdaEvent",
+    "LambdaRequestGenerator",
     "testing",
     # boto3
     "boto3",
@@ -5233,6 +5238,8 @@ httperror = _HttpErrorNamespace()
 # connexion apps built by `get_connexion_app`, by name (fleece 1.x's cache).
 _connexion_apps: dict[str, Any] = {}
 _asgi_loop: Any = None
+# What fleece 1.x logged when an operation's response broke the spec.
+_RESPONSE_CONTRACT_VIOLATION = "Response body does not conform to specification"
 
 
 def wsgi_handler(
@@ -5304,29 +5311,7 @@ def asgi_handler(
     its module is imported. Call it from a plain (not ``async def``)
     handler. An exception of the app is logged once and answered 500.
     """
-    request = _http_request(event, context, "asgi_handler")
-    target = _apps_logger(logger)
-    try:
-        scope, body = _asgi_scope(request), request.body
-    except HTTPError as error:  # a body that cannot be read
-        return error.response().render(request)
-    loop = _event_loop()
-    response: list[Any] = []
-    chunks: list[bytes] = []
-    try:
-        loop.run_until_complete(
-            app(scope, _asgi_receive(body), _asgi_send(response, chunks))
-        )
-        if not response:
-            raise RuntimeError("the ASGI app returned without starting a response")
-    except Exception as error:  # noqa: BLE001 (the app's failure becomes a 500)
-        target.exception("unhandled exception in the ASGI app", exc_info=error)
-        return HTTPError(500).response().render(request)
-    status, raw_headers = response
-    headers = [
-        (name.decode("latin-1"), value.decode("latin-1")) for name, value in raw_headers
-    ]
-    return _app_response(status, headers, b"".join(chunks)).render(request)
+    return _serve_asgi(_http_request(event, context, "asgi_handler"), app, logger)
 
 
 def get_connexion_app(
@@ -5359,6 +5344,10 @@ def get_connexion_app(
     argument turns it on); ``api_options`` go to ``add_api``. An `HTTPError` raised by an operation is answered with its
     status as ``application/problem+json``; other exceptions are logged once
     by connexion and answered 500.
+
+    The app has fleece 1.x's ``FleeceApp`` methods: ``app.call_api(event)``
+    and ``app.call_proxy_api(event)`` serve an event as `call_api` does,
+    logging to ``logger`` (fleece 1.x's argument).
     """
     if cache_app and app_name in _connexion_apps:
         return _connexion_apps[app_name]
@@ -5371,6 +5360,7 @@ def get_connexion_app(
             warnings.filterwarnings("ignore", "Using `httpx` with `starlette")
             warnings.filterwarnings("ignore", category=DeprecationWarning)
             import connexion
+            from connexion.exceptions import NonConformingResponse
             from connexion.options import SwaggerUIOptions
     except ImportError as error:
         raise _missing("connexion", error) from None
@@ -5394,6 +5384,8 @@ def get_connexion_app(
         **api_options,
     )
     app.add_error_handler(HTTPError, _connexion_http_error)
+    app.add_error_handler(Exception, _connexion_unhandled_error)
+    app.add_error_handler(NonConformingResponse, _connexion_contract_violation)
     if cors is not None:
         from connexion.middleware import MiddlewarePosition
         from starlette.middleware.cors import CORSMiddleware
@@ -5409,6 +5401,14 @@ def get_connexion_app(
             max_age=600 if cors.max_age is None else cors.max_age,
         )
     _start_asgi_app(app)
+
+    def call_app(event: object, call_logger: Any = None) -> Any:
+        return _call_connexion_app(
+            app, event, logger if call_logger is None else call_logger
+        )
+
+    # fleece 1.x's FleeceApp methods, on connexion's own app.
+    app.call_api = app.call_proxy_api = call_app
     if cache_app:
         _connexion_apps[app_name] = app
     return app
@@ -5422,14 +5422,33 @@ def call_api(
     strict_validation: bool = True,
     validate_responses: bool = True,
     cache_app: bool = True,
-) -> dict[str, Any]:
-    """Serve an API Gateway (REST or HTTP API), ALB or function URL event with the spec's connexion app.
+) -> Any:
+    """Serve an HTTP event with the spec's connexion app, through either API Gateway integration.
 
     fleece 1.x's name and arguments: the app is `get_connexion_app`'s (built
     on the first call when the handler's module did not build it), served
-    in process by `asgi_handler`. Returns the Lambda result. Requests that
-    break the spec get connexion's 400 ``application/problem+json``;
-    unhandled errors a 500.
+    in process. The answer depends on the event:
+
+    - an API Gateway proxy event (REST or HTTP API), ALB or function URL
+      event: the Lambda result, as `asgi_handler` gives it. Requests that
+      break the spec get connexion's 400 ``application/problem+json``;
+      unhandled errors a 500.
+    - an event of yoke's request template (API Gateway's non-proxy
+      integration: ``parameters.gateway``, ``parameters.request`` and
+      ``rawContext``): fleece 1.x's answer. A 2xx (or 3xx) response returns
+      its JSON body (None when empty); a 4xx raises `HTTPError` with its
+      status and the body's ``error.message``, else connexion's ``detail``,
+      else "Client Error"; a 5xx raises `HTTPError` with its status and no
+      message, and so does any other failure (500). API Gateway's
+      integration responses map the error by its text (``404: Not Found -
+      ...``). A malformed template event raises `HTTPError` 400 saying what
+      is wrong. These lines go to ``logger``, as in fleece 1.x: "Raising 4xx
+      error" and "Raising 5xx error" (``http_status``, ``message`` or
+      ``response``), "Response body does not conform to specification"
+      (``detail``) when the operation broke the spec, the traceback of an
+      exception of the operation, and "HTTPError" with the raised error.
+
+    Any other event raises ``TypeError``.
     """
     app = get_connexion_app(
         app_name,
@@ -5439,10 +5458,309 @@ def call_api(
         cache_app=cache_app,
         logger=logger,
     )
-    return asgi_handler(event, current_lambda_context(), app, logger)
+    return app.call_api(event, logger)
 
 
 call_proxy_api = call_api  # fleece 1.x's name for the proxy integration
+
+
+class Hasher(dict):  # type: ignore[type-arg]
+    """A dict whose missing keys read as new, empty Hashers (fleece 1.x's ``fleece.events.Hasher``).
+
+    ``Hasher()["a"]["b"]`` is ``{}``, and the keys it read are then set.
+    """
+
+    def __missing__(self, key: Any) -> Hasher:
+        value = self[key] = type(self)()
+        return value
+
+
+def format_event(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+    """A request-template event and its context as one request dict (fleece 1.x's ``fleece.events.format_event``).
+
+    The keys: ``requested-at`` (now, UTC, ISO 8601 without a zone),
+    ``context`` (the Lambda context's attributes, with
+    ``get_remaining_time_in_millis`` as its value now), ``operation``,
+    ``requestor``, ``body``, ``path``, ``querystring``, ``header`` (a
+    case-insensitive `Headers`) and ``gateway``, read from the event's
+    ``operation`` and ``parameters`` as yoke's request template (and
+    `testing.LambdaEvent`) puts them. A part the event lacks is an empty
+    `Hasher`.
+    """
+    import datetime
+
+    parameters = _hashed(event, "parameters")
+    request = _hashed(parameters, "request")
+    header = _hashed(request, "header")
+    return {
+        "requested-at": datetime.datetime.now(datetime.UTC)
+        .replace(tzinfo=None)
+        .isoformat(),
+        "context": {
+            "aws_request_id": context.aws_request_id,
+            "client_context": context.client_context,
+            "function_name": context.function_name,
+            "function_version": context.function_version,
+            "get_remaining_time_in_millis": context.get_remaining_time_in_millis(),
+            "invoked_function_arn": context.invoked_function_arn,
+            "log_group_name": context.log_group_name,
+            "log_stream_name": context.log_stream_name,
+            "memory_limit_in_mb": context.memory_limit_in_mb,
+        },
+        "operation": _hashed(event, "operation"),
+        "requestor": _hashed(parameters, "requestor"),
+        "body": _hashed(request, "body"),
+        "path": _hashed(request, "path"),
+        "querystring": _hashed(request, "querystring"),
+        # As a case-insensitive dict: a name given twice keeps its last value.
+        "header": Headers(
+            {str(name).lower(): [value] for name, value in header.items()}
+        ),
+        "gateway": _hashed(parameters, "gateway"),
+    }
+
+
+def _call_connexion_app(app: Any, event: object, logger: Any) -> Any:
+    """What ``call_api`` answers for ``event`` with the connexion ``app``."""
+    target = _apps_logger(logger)
+    if isinstance(event, dict) and _is_request_template(event):
+        return _call_template_api(app, event, target)
+    request = parse_event(event, current_lambda_context())
+    if not isinstance(request, HttpRequest):
+        raise TypeError(
+            "call_api serves HTTP requests (API Gateway, ALB, function URLs) and "
+            "events of yoke's request template (parameters.gateway, "
+            f"parameters.request and rawContext), and this event is {request.source}"
+        )
+    return _serve_asgi(request, app, target)
+
+
+def _serve_asgi(
+    request: HttpRequest, app: Callable[..., Any], logger: Any
+) -> dict[str, Any]:
+    """The Lambda result of an ASGI app's response to ``request``."""
+    target = _apps_logger(logger)
+    try:
+        scope = _asgi_scope(request)
+    except HTTPError as error:  # a body that cannot be read
+        return error.response().render(request)
+    try:
+        status, headers, body = _run_asgi(app, scope, request.body)
+    except Exception as error:  # noqa: BLE001 (the app's failure becomes a 500)
+        target.exception("unhandled exception in the ASGI app", exc_info=error)
+        return HTTPError(500).response().render(request)
+    return _app_response(status, headers, body).render(request)
+
+
+def _run_asgi(
+    app: Callable[..., Any], scope: dict[str, Any], body: bytes
+) -> tuple[int, list[tuple[str, str]], bytes]:
+    """(status, headers, body) of the app's response to one HTTP request, on the process's loop."""
+    response: list[Any] = []
+    chunks: list[bytes] = []
+    _event_loop().run_until_complete(
+        app(scope, _asgi_receive(body), _asgi_send(response, chunks))
+    )
+    if not response:
+        raise RuntimeError("the ASGI app returned without starting a response")
+    status, raw_headers = response
+    headers = [
+        (name.decode("latin-1"), value.decode("latin-1")) for name, value in raw_headers
+    ]
+    return status, headers, b"".join(chunks)
+
+
+def _is_request_template(event: dict[str, Any]) -> bool:
+    """Whether ``event`` is one of yoke's request template (API Gateway's non-proxy integration)."""
+    parameters = event.get("parameters")
+    return (
+        "rawContext" in event
+        and isinstance(parameters, dict)
+        and "gateway" in parameters
+        and "request" in parameters
+    )
+
+
+def _call_template_api(app: Any, event: dict[str, Any], logger: Any) -> Any:
+    """fleece 1.x's ``FleeceApp.call_api``: the JSON body, or `HTTPError`."""
+    try:
+        request = _template_request(event, current_lambda_context())
+        scope = _asgi_scope(request)
+        scope["aws.event"] = event
+        # Where the error handlers of `get_connexion_app` leave what the
+        # response alone does not tell: the operation's exception, a broken
+        # contract.
+        caught: dict[str, Any] = {}
+        scope["fleece.caught"] = caught
+        status, _, body = _run_asgi(app, scope, request.body)
+        return _template_answer(status, body, caught, logger)
+    except HTTPError:
+        logger.exception("HTTPError")
+        raise
+    except Exception:  # noqa: BLE001 (1.x's answer to any failure: a bare 500)
+        logger.exception("Unhandled exception")
+        raise HTTPError(500) from None
+
+
+def _template_request(event: dict[str, Any], context: Any) -> RestApiRequest:
+    """A request-template event as the REST API proxy event of the same request.
+
+    yoke's template: ``rawContext.httpMethod`` and ``identity.sourceIp``;
+    ``parameters.gateway["resource-path"]`` (``/users/{user_id}``), whose
+    parameters ``parameters.request.path`` fills; ``request.querystring``
+    (name -> value; a list of pairs and a query string are taken too),
+    ``request.header`` (name -> value) and ``request.body`` (the JSON body,
+    sent for POST, PUT and PATCH as fleece 1.x did, as
+    ``application/json`` unless a ``Content-Type`` says otherwise).
+    """
+    parameters = event["parameters"]
+    gateway = _template_part(parameters, "gateway", "parameters.gateway")
+    request = _template_part(parameters, "request", "parameters.request")
+    raw_context = _template_part(event, "rawContext", "rawContext")
+    method = raw_context.get("httpMethod")
+    if not isinstance(method, str) or not method.isalpha():
+        raise _malformed_template("rawContext.httpMethod is not an HTTP method")
+    resource = gateway.get("resource-path")
+    if not isinstance(resource, str) or not resource.startswith("/"):
+        raise _malformed_template("parameters.gateway.resource-path is not a path")
+    path_values = _template_part(request, "path", "parameters.request.path", {})
+    header = _template_part(request, "header", "parameters.request.header", {})
+    headers = {str(name): str(value) for name, value in header.items()}
+    for name, value in headers.items():
+        # connexion cannot read a media type that is not ASCII (a 500).
+        if name.lower() == "content-type" and not value.isascii():
+            raise HTTPError(400, "the Content-Type header is not ASCII")
+    body = None
+    if method.upper() in ("POST", "PUT", "PATCH") and "body" in request:
+        try:
+            body = json.dumps(request["body"])
+        except (TypeError, ValueError):
+            raise _malformed_template("parameters.request.body is not JSON") from None
+        if not any(name.lower() == "content-type" for name in headers):
+            headers["Content-Type"] = "application/json"
+    identity = raw_context.get("identity")
+    source_ip = identity.get("sourceIp") if isinstance(identity, dict) else None
+    proxy_event = {
+        "resource": resource,
+        "path": _template_path(resource, path_values),
+        "httpMethod": method.upper(),
+        "headers": headers,
+        "multiValueQueryStringParameters": _template_query(request.get("querystring")),
+        "pathParameters": {str(k): str(v) for k, v in path_values.items()} or None,
+        "body": body,
+        "isBase64Encoded": False,
+        "requestContext": {
+            "httpMethod": method.upper(),
+            "resourcePath": resource,
+            "requestId": raw_context.get("requestId"),
+            "identity": {"sourceIp": source_ip},
+        },
+    }
+    return RestApiRequest(proxy_event, context)
+
+
+def _template_part(
+    parent: dict[str, Any], key: str, name: str, default: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The object ``parent[key]`` of a template event (``default`` when absent, if given)."""
+    value = parent.get(key, default)
+    if not isinstance(value, dict):
+        raise _malformed_template(f"{name} is not an object")
+    return value
+
+
+def _template_path(resource: str, values: dict[str, Any]) -> str:
+    """``/users/{user_id}`` with the value of each parameter (``{proxy+}`` takes several segments)."""
+    import re
+
+    def value(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in values:
+            raise _malformed_template(
+                f"parameters.request.path has no value for {{{name}}} of {resource}"
+            )
+        return str(values[name])
+
+    return re.sub(r"\{([^{}/]+?)\+?\}", value, resource)
+
+
+def _template_query(query: object) -> dict[str, list[str]] | None:
+    """The query parameters of a template event: name -> values."""
+    from urllib.parse import parse_qsl
+
+    if query is None or query == "":
+        pairs: list[tuple[Any, Any]] = []
+    elif isinstance(query, str):
+        pairs = parse_qsl(query, keep_blank_values=True)
+    elif isinstance(query, dict):
+        pairs = [
+            (name, item)
+            for name, value in query.items()
+            for item in (value if isinstance(value, list) else [value])
+        ]
+    elif isinstance(query, list) and all(
+        isinstance(pair, (list, tuple)) and len(pair) == 2 for pair in query
+    ):
+        pairs = [(name, value) for name, value in query]
+    else:
+        raise _malformed_template(
+            "parameters.request.querystring is not an object, pairs or a query string"
+        )
+    lists: dict[str, list[str]] = {}
+    for name, value in pairs:
+        lists.setdefault(str(name), []).append(str(value))
+    return lists or None
+
+
+def _malformed_template(problem: str) -> HTTPError:
+    return HTTPError(400, f"malformed request-template event: {problem}")
+
+
+def _template_answer(
+    status: int, body: bytes, caught: dict[str, Any], logger: Any
+) -> Any:
+    """fleece 1.x's answer to a response: its JSON body, or the `HTTPError` to raise."""
+    if status < 400:
+        return json.loads(body) if body else None
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        payload = None
+    if status < 500:
+        message = _template_error_message(payload)
+        logger.error("Raising 4xx error", http_status=status, message=message)
+        raise HTTPError(status, message)
+    if "unhandled" in caught:
+        logger.exception("Unhandled exception", exc_info=caught["unhandled"])
+    if "contract_violation" in caught:
+        logger.error(_RESPONSE_CONTRACT_VIOLATION, detail=caught["contract_violation"])
+    else:
+        logger.error("Raising 5xx error", response=payload, http_status=status)
+    raise HTTPError(status)
+
+
+def _template_error_message(payload: object) -> str:
+    """The message of a 4xx body: ``error.message``, else connexion's ``detail``.
+
+    Its first line only: API Gateway matches an integration response's
+    pattern (``^400:.*``) against the whole error text, and ``.`` stops at a
+    line break (jsonschema's messages go on with the schema).
+    """
+    message = "Client Error"
+    if isinstance(payload, dict):
+        error = payload.get("error")
+        if isinstance(error, dict) and "message" in error:
+            message = str(error["message"])
+        elif "detail" in payload:
+            message = str(payload["detail"])
+    return message.split("\n", 1)[0].strip() or "Client Error"
+
+
+def _hashed(parent: Mapping[str, Any], key: str) -> Any:
+    """``parent[key]``, or an empty `Hasher` when it is absent (or ``parent`` is no mapping)."""
+    if isinstance(parent, Mapping) and key in parent:
+        return parent[key]
+    return Hasher()
 
 
 def _http_request(event: object, context: Any, caller: str) -> HttpRequest:
@@ -5492,8 +5810,11 @@ def _wsgi_environ(request: HttpRequest) -> dict[str, Any]:
 
 
 def _apps_logger(logger: Any) -> Any:
+    """``logger``, a `Logger` around it when it is a standard one (they take no fields)."""
     if logger is None:
         return Logger(logging.getLogger("fleece_runtime.apps"))
+    if isinstance(logger, logging.Logger):
+        return Logger(logger)
     return logger
 
 
@@ -5545,7 +5866,6 @@ def _query_string(request: HttpRequest) -> str:
 
 def _asgi_scope(request: HttpRequest) -> dict[str, Any]:
     host, port = _host_and_port(request)
-    path = request.path
     headers = [
         (name.encode("latin-1", "replace"), value.encode("latin-1", "replace"))
         for name in request.headers
@@ -5554,14 +5874,17 @@ def _asgi_scope(request: HttpRequest) -> dict[str, Any]:
     ]
     # What a server says of every body; connexion reads no body without it.
     headers.append((b"content-length", str(len(request.body)).encode()))
+    # ASGI's path is the whole URL path: root_path is the part of it before
+    # the app's own (Starlette routes on what follows root_path).
+    full_path = request.base_path + request.path
     return {
         "type": "http",
         "asgi": {"version": "3.0", "spec_version": "2.3"},
         "http_version": "1.1",
         "method": request.method,
         "scheme": request.headers.get("x-forwarded-proto", "https"),
-        "path": path,
-        "raw_path": path.encode("utf-8"),
+        "path": full_path,
+        "raw_path": full_path.encode("utf-8"),
         "query_string": _query_string(request).encode("latin-1", "replace"),
         "root_path": request.base_path,
         "headers": headers,
@@ -5645,6 +5968,53 @@ def _connexion_http_error(request: Any, error: Exception) -> Any:
     )
 
 
+def _connexion_unhandled_error(request: Any, error: Exception) -> Any:
+    """An operation's exception: connexion's 500; a template call logs it itself."""
+    from connexion.exceptions import InternalServerError
+    from connexion.middleware.exceptions import ExceptionMiddleware
+
+    caught = request.scope.get("fleece.caught")
+    if caught is None:
+        return ExceptionMiddleware.common_error_handler(request, error)
+    caught["unhandled"] = error
+    return InternalServerError().to_problem()
+
+
+def _connexion_contract_violation(request: Any, error: Any) -> Any:
+    """A response that breaks the spec: connexion's 500; a template call logs jsonschema's account of it."""
+    from connexion.middleware.exceptions import ExceptionMiddleware
+
+    caught = request.scope.get("fleece.caught")
+    if caught is None:
+        return ExceptionMiddleware.problem_handler(request, error)
+    # connexion raises it while handling jsonschema's ValidationError.
+    cause = error.__context__
+    caught["contract_violation"] = (
+        _schema_error_text(cause)
+        if hasattr(cause, "relative_schema_path")
+        else error.detail
+    )
+    return error.to_problem()
+
+
+def _schema_error_text(error: Any) -> str:
+    """A jsonschema error as fleece 1.x logged it: the failed part of the schema, its keys sorted."""
+    import pprint
+    import textwrap
+
+    def index(path: Iterable[object]) -> str:
+        return "".join(f"[{part!r}]" for part in path)
+
+    schema = textwrap.indent(pprint.pformat(error.schema, width=72), "    ")
+    instance = textwrap.indent(pprint.pformat(error.instance, width=72), "    ")
+    return (
+        f"{error.message}\n\n"
+        f"Failed validating {error.validator!r} in "
+        f"schema{index(list(error.relative_schema_path)[:-1])}:\n{schema}\n\n"
+        f"On instance{index(error.relative_path)}:\n{instance}"
+    )
+
+
 class _ConnexionNamespace:
     """OpenAPI apps, as ``from fleece_runtime import connexion`` (was ``fleece.connexion``)."""
 
@@ -5652,6 +6022,7 @@ class _ConnexionNamespace:
     call_api = staticmethod(call_api)
     call_proxy_api = staticmethod(call_proxy_api)
     get_connexion_app = staticmethod(get_connexion_app)
+    RESPONSE_CONTRACT_VIOLATION = _RESPONSE_CONTRACT_VIOLATION
 
 
 class _WsgiNamespace:
@@ -5670,8 +6041,17 @@ class _HandlersNamespace:
     connexion = _ConnexionNamespace()
 
 
+class _EventsNamespace:
+    """Request-template events, as ``from fleece_runtime import events`` (was ``fleece.events``)."""
+
+    __slots__ = ()
+    format_event = staticmethod(format_event)
+    Hasher = Hasher
+
+
 connexion = _ConnexionNamespace()
 handlers = _HandlersNamespace()
+events = _EventsNamespace()
 
 
 # ---------------------------------------------------------------------------
@@ -5972,6 +6352,102 @@ class LambdaContext:
     def get_remaining_time_in_millis(self) -> int:
         """Milliseconds left before the invocation times out (never below 0)."""
         return max(0, int((self._ends - self._clock()) * 1000))
+
+
+class LambdaEvent:
+    """A maker of yoke request-template events: fleece 1.x's ``fleece.testing.LambdaEvent``.
+
+    Each part of the event (``body``, ``gateway``, ``header``, ``path``,
+    ``querystring``, ``requestor``: dicts; ``operation``: a string) is the
+    one given to the constructor, else 1.x's default. `generate` builds
+    ``{"operation": ..., "parameters": {"requestor": ..., "request":
+    {"body", "path", "querystring", "header"}, "gateway": ...}}``, each
+    part merged (one level deep, `dict_update`) with what it is given::
+
+        LambdaEvent().generate(gateway={"http-method": "POST"},
+                               header={"x-auth-token": "SOME VALUE"})
+
+    The events of the non-proxy integration lack ``rawContext``, as in 1.x;
+    `call_api` needs it (add ``rawContext={"httpMethod": ...}``). The
+    defaults' ``gateway["request-id"]`` is a new UUID per instance.
+    """
+
+    merge_dicts = True
+
+    def __init__(
+        self,
+        body: dict[str, Any] | None = None,
+        gateway: dict[str, Any] | None = None,
+        header: dict[str, Any] | None = None,
+        operation: str | None = None,
+        path: dict[str, Any] | None = None,
+        querystring: dict[str, Any] | None = None,
+        requestor: dict[str, Any] | None = None,
+    ) -> None:
+        defaults = _lambda_event_defaults()
+        self.body = body or defaults["body"]
+        self.gateway = gateway or defaults["gateway"]
+        self.header = header or defaults["header"]
+        self.operation = operation or defaults["operation"]
+        self.path = path or defaults["path"]
+        self.querystring = querystring or defaults["querystring"]
+        self.requestor = requestor or defaults["requestor"]
+
+    def generate(
+        self, merge_with_default: bool = True, **kwargs: Any
+    ) -> dict[str, Any]:
+        """A new event: each part given in ``kwargs`` merged into this maker's
+        (or, with ``merge_with_default=False``, replacing it)."""
+        import copy
+
+        def part(name: str) -> dict[str, Any]:
+            return dict_update(
+                getattr(self, name), merge_with_default, kwargs.get(name, {})
+            )
+
+        operation = kwargs.get("operation")
+        event = {
+            "operation": self.operation if operation is None else operation,
+            "parameters": {
+                "requestor": part("requestor"),
+                "request": {
+                    "body": part("body"),
+                    "path": part("path"),
+                    "querystring": part("querystring"),
+                    "header": part("header"),
+                },
+                "gateway": part("gateway"),
+            },
+        }
+        return copy.deepcopy(event)
+
+
+class LambdaRequestGenerator:
+    """Requests as a handler of 1.x's request-template style reads them (fleece 1.x's ``fleece.testing.LambdaRequestGenerator``).
+
+    ``generate_request(**kwargs)`` is `events.format_event` of
+    ``event.generate(**kwargs)`` (a `LambdaEvent`, a default one unless
+    given) and ``context`` (a default `LambdaContext` unless given).
+    """
+
+    def __init__(self, event: LambdaEvent | None = None, context: Any = None) -> None:
+        self.event = event or LambdaEvent()
+        self.context = context or LambdaContext()
+
+    def generate_request(self, **kwargs: Any) -> dict[str, Any]:
+        """The request of a new event; ``kwargs`` go to `LambdaEvent.generate`."""
+        return format_event(self.event.generate(**kwargs), self.context)
+
+
+def dict_update(
+    base: dict[str, Any], merge: bool, kwargs: dict[str, Any]
+) -> dict[str, Any]:
+    """``base`` updated with ``kwargs`` (a new dict), or ``kwargs`` itself when not ``merge`` (fleece 1.x's)."""
+    if not merge:
+        return kwargs
+    merged = base.copy()
+    merged.update(kwargs)
+    return merged
 
 
 def rest_api_event(
@@ -6484,6 +6960,50 @@ def _http_api_shaped(
     return _merged(event, overrides)
 
 
+def _lambda_event_defaults() -> dict[str, Any]:
+    """The parts of `LambdaEvent`'s events when none are given: fleece 1.x's."""
+    return {
+        "body": {},
+        "gateway": {
+            "http-method": "GET",
+            "request-id": _new_id(),
+            "resource-path": "/bogus/path/",
+            "stage": "test_stage",
+            "stage-data": {},
+        },
+        "header": {
+            "Accept": "*/*",
+            "Accept-Encoding": "gzip, deflate",
+            "CloudFront-Forwarded-Proto": "https",
+            "CloudFront-Is-Desktop-Viewer": "true",
+            "CloudFront-Is-Mobile-Viewer": "false",
+            "CloudFront-Is-SmartTV-Viewer": "false",
+            "CloudFront-Is-Tablet-Viewer": "false",
+            "CloudFront-Viewer-Country": "US",
+            "Host": "BOGUS.execute-api.us-east-1.amazonaws.com",
+            "User-Agent": "python-requests/2.9.1",
+            "Via": "1.1 BOGUS.cloudfront.net (CloudFront)",
+            "X-Amz-Cf-Id": "FAKE_TID",
+            "X-Forwarded-For": "127.0.0.1",
+            "X-Forwarded-Port": "443",
+            "X-Forwarded-Proto": "https",
+            "x-auth-token": "FAKE_TOKEN",
+        },
+        "operation": "test:operation",
+        "path": {},
+        "querystring": {},
+        "requestor": {
+            "account-id": "",
+            "api-key": "",
+            "caller": "",
+            "source-ip": "127.0.0.1",
+            "user": "",
+            "user-agent": "python-requests/2.9.1",
+            "user-arn": "",
+        },
+    }
+
+
 def _value_lists(values: Mapping[str, str | list[str]]) -> dict[str, list[str]]:
     return {
         name: list(value) if isinstance(value, list) else [value]
@@ -6567,6 +7087,9 @@ class _TestingNamespace:
 
     __slots__ = ()
     LambdaContext = LambdaContext
+    LambdaEvent = LambdaEvent
+    LambdaRequestGenerator = LambdaRequestGenerator
+    dict_update = staticmethod(dict_update)
     rest_api_event = staticmethod(rest_api_event)
     http_api_event = staticmethod(http_api_event)
     function_url_event = staticmethod(function_url_event)

@@ -18,6 +18,7 @@ from runtime_stub import fleece_runtime as runtime
 from runtime_stub.fleece_runtime import testing
 
 SPEC = Path(__file__).resolve().parent / "apps" / "orders.yaml"
+CATALOG = SPEC.with_name("catalog.yaml")
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -238,7 +239,7 @@ def test_asgi_app_serves_a_request(context: Any) -> None:
     assert result["cookies"] == ["a=1"]
     assert json.loads(result["body"]) == {
         "method": "POST",
-        "path": "/orders",
+        "path": "/dev/orders",
         "root_path": "/dev",
         "query": "q=1",
         "body": "hi",
@@ -280,7 +281,8 @@ def orders_api(request: pytest.FixtureRequest) -> Iterator[str]:
 
 def call(event: dict[str, Any], name: str, context: Any) -> dict[str, Any]:
     with runtime.lambda_invocation(context):
-        return runtime.call_api(event, name, SPEC)
+        result: dict[str, Any] = runtime.call_api(event, name, SPEC)
+    return result
 
 
 @pytest.mark.parametrize("build", [testing.rest_api_event, testing.http_api_event])
@@ -386,6 +388,25 @@ def test_connexion_operations_log_with_the_request_ids(
     (line,) = [line for line in lines(stream) if line["event"] == "loading order"]
     assert line["lambda_request_id"] == "lambda-req-1"
     assert line["api_request_id"] == event["requestContext"]["requestId"]
+
+
+@pytest.mark.parametrize("app_class", ["FlaskApp", "AsyncApp"])
+def test_connexion_serves_a_spec_with_a_base_path_on_a_stage(
+    app_class: str, context: Any
+) -> None:
+    """The stage on API Gateway's domain is the root path, the spec's server path the app's."""
+    name = f"catalog-{app_class}"
+    runtime.get_connexion_app(name, CATALOG, app_class=connexion_class(app_class))
+    event = testing.rest_api_event("GET", "/v1/items/2", stage="prod")
+
+    try:
+        with runtime.lambda_invocation(context):
+            result = runtime.call_api(event, name, CATALOG)
+    finally:
+        runtime._connexion_apps.pop(name, None)
+
+    assert result["statusCode"] == 200
+    assert json.loads(result["body"])["name"] == "pan"
 
 
 def test_the_connexion_app_is_built_once() -> None:

@@ -180,3 +180,145 @@ def test_dynamodb_builder_puts_removed_items_in_the_old_image() -> None:
 def test_dynamodb_builder_refuses_what_dynamodb_cannot_hold() -> None:
     with pytest.raises(TypeError, match="DynamoDB cannot hold a object"):
         testing.dynamodb_event({"id": object()})
+
+
+# -- fleece 1.x's request-template helpers: LambdaEvent, LambdaRequestGenerator,
+# dict_update, and events.format_event / Hasher (1.x has no tests of its own
+# for them: these follow its source).
+
+
+def test_lambda_event_generates_1x_defaults() -> None:
+    event = testing.LambdaEvent().generate()
+
+    assert event["operation"] == "test:operation"
+    parameters = event["parameters"]
+    assert set(parameters) == {"requestor", "request", "gateway"}
+    assert parameters["request"]["body"] == {}
+    assert parameters["request"]["path"] == {}
+    assert parameters["request"]["querystring"] == {}
+    assert parameters["request"]["header"]["x-auth-token"] == "FAKE_TOKEN"
+    assert parameters["request"]["header"]["X-Forwarded-Proto"] == "https"
+    assert parameters["requestor"]["source-ip"] == "127.0.0.1"
+    gateway = parameters["gateway"]
+    assert (gateway["http-method"], gateway["resource-path"]) == ("GET", "/bogus/path/")
+    assert (gateway["stage"], gateway["stage-data"]) == ("test_stage", {})
+    uuid.UUID(gateway["request-id"])
+
+
+def test_lambda_event_merges_what_generate_is_given() -> None:
+    event = testing.LambdaEvent().generate(
+        gateway={"http-method": "POST"},
+        header={"x-auth-token": "SOME VALUE"},
+        operation="orders:create",
+    )
+
+    assert event["operation"] == "orders:create"
+    assert event["parameters"]["gateway"]["http-method"] == "POST"
+    assert event["parameters"]["gateway"]["stage"] == "test_stage"
+    assert event["parameters"]["request"]["header"]["x-auth-token"] == "SOME VALUE"
+    assert event["parameters"]["request"]["header"]["Accept"] == "*/*"
+
+
+def test_lambda_event_without_merge_takes_the_parts_as_given() -> None:
+    event = testing.LambdaEvent().generate(
+        merge_with_default=False, header={"Host": "example.com"}
+    )
+
+    assert event["parameters"]["request"]["header"] == {"Host": "example.com"}
+    assert event["parameters"]["gateway"] == {}
+
+
+def test_lambda_event_parts_given_to_the_constructor_are_its_defaults() -> None:
+    maker = testing.LambdaEvent(
+        body={"name": "cup"},
+        path={"item_id": "7"},
+        querystring={"limit": "1"},
+        requestor={"source-ip": "10.0.0.1"},
+        operation="items:get",
+    )
+
+    event = maker.generate(body={"price": 3})
+
+    assert event["operation"] == "items:get"
+    request = event["parameters"]["request"]
+    assert request["body"] == {"name": "cup", "price": 3}
+    assert (request["path"], request["querystring"]) == (
+        {"item_id": "7"},
+        {"limit": "1"},
+    )
+    # 1.x read the requestor from the querystring (a typo); the requestor given is used.
+    assert event["parameters"]["requestor"] == {"source-ip": "10.0.0.1"}
+
+
+def test_lambda_event_generates_independent_events() -> None:
+    maker = testing.LambdaEvent(header={"X-Tenant": "a"})
+    first = maker.generate()
+
+    first["parameters"]["request"]["header"]["X-Tenant"] = "changed"
+
+    assert maker.generate()["parameters"]["request"]["header"] == {"X-Tenant": "a"}
+    assert maker.header == {"X-Tenant": "a"}
+
+
+def test_dict_update_merges_into_a_copy_or_returns_the_update() -> None:
+    base = {"a": 1, "b": {"c": 2}}
+    update = {"b": {"d": 3}}
+
+    assert testing.dict_update(base, True, update) == {"a": 1, "b": {"d": 3}}
+    assert base == {"a": 1, "b": {"c": 2}}
+    assert testing.dict_update(base, False, update) is update
+
+
+def test_lambda_request_generator_formats_the_event_and_context() -> None:
+    context = LambdaContext(aws_request_id="req-9", remaining_time_in_milli=5000)
+    generator = testing.LambdaRequestGenerator(context=context)
+
+    request = generator.generate_request(
+        header={"X-Auth-Token": "T"}, querystring={"q": "1"}
+    )
+
+    assert set(request) == {
+        "requested-at",
+        "context",
+        "operation",
+        "requestor",
+        "body",
+        "path",
+        "querystring",
+        "header",
+        "gateway",
+    }
+    assert request["header"]["x-auth-token"] == "T"
+    assert request["header"]["ACCEPT"] == "*/*"
+    assert request["querystring"] == {"q": "1"}
+    assert request["operation"] == "test:operation"
+    assert request["gateway"]["resource-path"] == "/bogus/path/"
+    assert request["context"]["aws_request_id"] == "req-9"
+    assert 0 < request["context"]["get_remaining_time_in_millis"] <= 5000
+    assert request["context"]["invoked_function_arn"] == context.invoked_function_arn
+    assert re.fullmatch(
+        r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}", request["requested-at"]
+    )
+
+
+def test_format_event_reads_missing_parts_as_empty_hashers() -> None:
+    request = runtime.events.format_event({"operation": "x"}, LambdaContext())
+
+    assert request["operation"] == "x"
+    assert request["body"] == {} and isinstance(request["body"], runtime.Hasher)
+    assert dict(request["header"]) == {}
+    assert request["gateway"]["stage"] == {}
+
+
+def test_a_hasher_makes_missing_keys_as_it_reads_them() -> None:
+    hashed = runtime.events.Hasher({"a": 1})
+
+    assert hashed["b"]["c"] == {}
+    assert hashed == {"a": 1, "b": {"c": {}}}
+
+
+def test_the_1x_names_are_on_their_module_namespaces() -> None:
+    assert runtime.testing.LambdaEvent is runtime.LambdaEvent
+    assert runtime.testing.LambdaRequestGenerator is runtime.LambdaRequestGenerator
+    assert runtime.events.format_event is runtime.format_event
+    assert runtime.events.Hasher is runtime.Hasher
