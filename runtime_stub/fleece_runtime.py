@@ -5360,7 +5360,7 @@ def get_connexion_app(
             warnings.filterwarnings("ignore", "Using `httpx` with `starlette")
             warnings.filterwarnings("ignore", category=DeprecationWarning)
             import connexion
-            from connexion.exceptions import NonConformingResponse
+            from connexion.exceptions import NonConformingResponse, ProblemException
             from connexion.options import SwaggerUIOptions
     except ImportError as error:
         raise _missing("connexion", error) from None
@@ -5384,6 +5384,7 @@ def get_connexion_app(
         **api_options,
     )
     app.add_error_handler(HTTPError, _connexion_http_error)
+    app.add_error_handler(ProblemException, _connexion_problem)
     app.add_error_handler(Exception, _connexion_unhandled_error)
     app.add_error_handler(NonConformingResponse, _connexion_contract_violation)
     if cors is not None:
@@ -5593,7 +5594,7 @@ def _call_template_api(app: Any, event: dict[str, Any], logger: Any) -> Any:
         caught: dict[str, Any] = {}
         scope["fleece.caught"] = caught
         status, _, body = _run_asgi(app, scope, request.body)
-        return _template_answer(status, body, caught, logger)
+        return _template_answer(status, body, caught, logger, request)
     except HTTPError:
         logger.exception("HTTPError")
         raise
@@ -5717,9 +5718,18 @@ def _malformed_template(problem: str) -> HTTPError:
 
 
 def _template_answer(
-    status: int, body: bytes, caught: dict[str, Any], logger: Any
+    status: int,
+    body: bytes,
+    caught: dict[str, Any],
+    logger: Any,
+    request: HttpRequest,
 ) -> Any:
-    """fleece 1.x's answer to a response: its JSON body, or the `HTTPError` to raise."""
+    """fleece 1.x's answer to a response: its JSON body, or the `HTTPError` to raise.
+
+    A 4xx message may quote what the request sent (connexion's validation
+    errors do): the values of its secret headers and query parameters
+    (see `_is_secret`) are redacted from it.
+    """
     if status < 400:
         return json.loads(body) if body else None
     try:
@@ -5727,7 +5737,19 @@ def _template_answer(
     except ValueError:
         payload = None
     if status < 500:
-        message = _template_error_message(payload)
+        sent = [
+            *(
+                (name, value)
+                for name in request.headers
+                for value in request.headers.get_all(name)
+            ),
+            *(
+                (name, value)
+                for name, values in request.query_all.items()
+                for value in values
+            ),
+        ]
+        message = _without_secrets(_template_error_message(payload), sent)
         logger.error("Raising 4xx error", http_status=status, message=message)
         raise HTTPError(status, message)
     if "unhandled" in caught:
@@ -5737,6 +5759,21 @@ def _template_answer(
     else:
         logger.error("Raising 5xx error", response=payload, http_status=status)
     raise HTTPError(status)
+
+
+def _without_secrets(text: str, sent: Iterable[tuple[str, str]]) -> str:
+    """``text`` without the values of the secret headers or query parameters in ``sent``.
+
+    ``sent``: (name, value) pairs of a request; a name is secret by `_is_secret`.
+    """
+    secrets = sorted(
+        (value for name, value in sent if value and _is_secret(name)),
+        key=len,
+        reverse=True,  # a value that holds another goes first
+    )
+    for value in secrets:
+        text = text.replace(value, _REDACTED)
+    return text
 
 
 def _template_error_message(payload: object) -> str:
@@ -5966,6 +6003,30 @@ def _connexion_http_error(request: Any, error: Exception) -> Any:
         detail=error.message,
         headers=error.headers or None,
     )
+
+
+def _connexion_problem(request: Any, error: Any) -> Any:
+    """connexion's answer to a request it refused, logged without the request's secrets.
+
+    connexion logs the problem (its detail may quote a header or query
+    parameter that failed validation) on its own logger; this logs the same
+    line with the values of secret headers and query parameters redacted.
+    """
+    from urllib.parse import parse_qsl
+
+    scope = request.scope
+    sent = [
+        (name.decode("latin-1"), value.decode("latin-1"))
+        for name, value in scope.get("headers", ())
+    ]
+    query = scope.get("query_string", b"").decode("latin-1")
+    sent += parse_qsl(query, keep_blank_values=True)
+    logging.getLogger("connexion.middleware.exceptions").log(
+        logging.WARNING if 400 <= error.status <= 499 else logging.ERROR,
+        "%s",
+        _without_secrets(repr(error), sent),
+    )
+    return error.to_problem()
 
 
 def _connexion_unhandled_error(request: Any, error: Exception) -> Any:

@@ -297,6 +297,58 @@ def test_header_values_never_reach_the_log(
     assert SECRET not in stream.getvalue()
 
 
+def test_a_secret_header_quoted_by_a_validation_error_is_redacted(
+    catalog: str, stream: io.StringIO
+) -> None:
+    key = "sk-live-4f9a1c77e2"
+    event = template_event("GET", "/v1/keyed", header={"X-Api-Key": key})
+
+    error = raised(event, catalog)
+
+    assert error.status_code == 400
+    assert "[REDACTED]" in str(error)
+    assert key not in str(error)
+    assert key not in stream.getvalue()
+
+
+def test_a_secret_query_parameter_quoted_by_an_error_is_redacted(
+    catalog: str, stream: io.StringIO
+) -> None:
+    token = "tok-3b8e0d5a"
+    event = template_event(
+        "GET",
+        "/v1/keyed",
+        header={"X-Api-Key": "key-1"},
+        query={"session_token": token},
+    )
+
+    error = raised(event, catalog)
+
+    assert error.status_code == 400
+    assert token not in str(error)
+    assert token not in stream.getvalue()
+
+
+def test_connexion_logs_a_refused_proxy_request_without_its_secrets(
+    catalog: str, stream: io.StringIO
+) -> None:
+    key, token = "sk-live-4f9a1c77e2", "st-x-3b8e0d5a"
+    event = testing.rest_api_event(
+        "GET",
+        "/v1/keyed",
+        headers={"X-Api-Key": key},
+        query={"session_token": token},
+    )
+
+    result = call(event, catalog)
+
+    assert result["statusCode"] == 400
+    logged = stream.getvalue()
+    assert "BadRequestProblem" in logged  # connexion's line, still there
+    assert key not in logged
+    assert token not in logged
+
+
 # -- malformed events ------------------------------------------------------------
 
 

@@ -36,6 +36,10 @@ def get_file(path: str) -> dict[str, Any]:
     return {"path": path}
 
 
+def keyed() -> dict[str, Any]:
+    return {}
+
+
 def whoami() -> dict[str, Any]:
     request = connexion.request
     return {
