@@ -5524,16 +5524,16 @@ def format_event(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
 def _call_connexion_app(app: Any, event: object, logger: Any) -> Any:
     """What ``call_api`` answers for ``event`` with the connexion ``app``."""
     target = _apps_logger(logger)
+    request = parse_event(event, current_lambda_context())
+    if isinstance(request, HttpRequest):
+        return _serve_asgi(request, app, target)
     if isinstance(event, dict) and _is_request_template(event):
         return _call_template_api(app, event, target)
-    request = parse_event(event, current_lambda_context())
-    if not isinstance(request, HttpRequest):
-        raise TypeError(
-            "call_api serves HTTP requests (API Gateway, ALB, function URLs) and "
-            "events of yoke's request template (parameters.gateway, "
-            f"parameters.request and rawContext), and this event is {request.source}"
-        )
-    return _serve_asgi(request, app, target)
+    raise TypeError(
+        "call_api serves HTTP requests (API Gateway, ALB, function URLs) and "
+        "events of yoke's request template (parameters.gateway, "
+        f"parameters.request and rawContext), and this event is {request.source}"
+    )
 
 
 def _serve_asgi(
@@ -5572,14 +5572,12 @@ def _run_asgi(
 
 
 def _is_request_template(event: dict[str, Any]) -> bool:
-    """Whether ``event`` is one of yoke's request template (API Gateway's non-proxy integration)."""
-    parameters = event.get("parameters")
-    return (
-        "rawContext" in event
-        and isinstance(parameters, dict)
-        and "gateway" in parameters
-        and "request" in parameters
-    )
+    """Whether ``event`` is one of yoke's request template (API Gateway's non-proxy integration).
+
+    Its marks are ``parameters`` and ``rawContext``: with either, the event is
+    taken as one, and a part missing is answered as a malformed one (400).
+    """
+    return "parameters" in event or "rawContext" in event
 
 
 def _call_template_api(app: Any, event: dict[str, Any], logger: Any) -> Any:
@@ -5614,7 +5612,7 @@ def _template_request(event: dict[str, Any], context: Any) -> RestApiRequest:
     sent for POST, PUT and PATCH as fleece 1.x did, as
     ``application/json`` unless a ``Content-Type`` says otherwise).
     """
-    parameters = event["parameters"]
+    parameters = _template_part(event, "parameters", "parameters")
     gateway = _template_part(parameters, "gateway", "parameters.gateway")
     request = _template_part(parameters, "request", "parameters.request")
     raw_context = _template_part(event, "rawContext", "rawContext")
@@ -5766,13 +5764,21 @@ def _without_secrets(text: str, sent: Iterable[tuple[str, str]]) -> str:
 
     ``sent``: (name, value) pairs of a request; a name is secret by `_is_secret`.
     """
-    secrets = sorted(
-        (value for name, value in sent if value and _is_secret(name)),
-        key=len,
-        reverse=True,  # a value that holds another goes first
-    )
-    for value in secrets:
-        text = text.replace(value, _REDACTED)
+    import re
+
+    forms: set[str] = set()
+    for name, value in sent:
+        if not value or not _is_secret(name):
+            continue
+        # The value, and its long parts: a cookie's or a list's item, what
+        # follows "Bearer " (messages quote those alone, and pprint breaks a
+        # long value at its spaces); each as written, repr()'d and as JSON.
+        parts = [value, *(p for p in re.split(r"[\s;,=&]+", value) if len(p) >= 8)]
+        for part in parts:
+            forms.update((part, repr(part)[1:-1], json.dumps(part)[1:-1]))
+    for form in sorted(forms, key=len, reverse=True):  # one holding another first
+        if form:
+            text = text.replace(form, _REDACTED)
     return text
 
 
@@ -5847,9 +5853,15 @@ def _wsgi_environ(request: HttpRequest) -> dict[str, Any]:
 
 
 def _apps_logger(logger: Any) -> Any:
-    """``logger``, a `Logger` around it when it is a standard one (they take no fields)."""
+    """``logger``, a `Logger` around it when it is a standard one or an adapter.
+
+    Standard loggers and adapters take no keyword fields; any other logger
+    is used as it is, as fleece 1.x did (structlog's take fields).
+    """
     if logger is None:
         return Logger(logging.getLogger("fleece_runtime.apps"))
+    if isinstance(logger, logging.LoggerAdapter):
+        logger = logger.logger
     if isinstance(logger, logging.Logger):
         return Logger(logger)
     return logger
@@ -5914,6 +5926,10 @@ def _asgi_scope(request: HttpRequest) -> dict[str, Any]:
     # ASGI's path is the whole URL path: root_path is the part of it before
     # the app's own (Starlette routes on what follows root_path).
     full_path = request.base_path + request.path
+    try:
+        raw_path = full_path.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate ("\ud800" in the event's JSON)
+        raise HTTPError(400, "the request's path is not text") from None
     return {
         "type": "http",
         "asgi": {"version": "3.0", "spec_version": "2.3"},
@@ -5921,7 +5937,7 @@ def _asgi_scope(request: HttpRequest) -> dict[str, Any]:
         "method": request.method,
         "scheme": request.headers.get("x-forwarded-proto", "https"),
         "path": full_path,
-        "raw_path": full_path.encode("utf-8"),
+        "raw_path": raw_path,
         "query_string": _query_string(request).encode("latin-1", "replace"),
         "root_path": request.base_path,
         "headers": headers,
@@ -6021,10 +6037,14 @@ def _connexion_problem(request: Any, error: Any) -> Any:
     ]
     query = scope.get("query_string", b"").decode("latin-1")
     sent += parse_qsl(query, keep_blank_values=True)
+    # The detail's first line: not the instance jsonschema pprints after it.
+    detail = _without_secrets(str(error.detail or "").split("\n", 1)[0], sent)
     logging.getLogger("connexion.middleware.exceptions").log(
         logging.WARNING if 400 <= error.status <= 499 else logging.ERROR,
-        "%s",
-        _without_secrets(repr(error), sent),
+        "%s(status_code=%s, detail=%r)",
+        type(error).__name__,
+        error.status,
+        detail,
     )
     return error.to_problem()
 

@@ -255,6 +255,29 @@ def test_errors_are_logged_as_fleece_1x_logged_them(
     assert "404: Not Found - no item 9" in logged[1]["exception"]
 
 
+def test_a_logger_adapter_gets_the_lines_and_the_answer_stays(catalog: str) -> None:
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    handler = Keep()
+    logger = logging.getLogger("tests.request_template.adapter")
+    logger.addHandler(handler)
+    adapter = logging.LoggerAdapter(logger, {"tenant": "t1"})
+    event = template_event("GET", "/v1/items/{item_id}", path={"item_id": "9"})
+
+    try:
+        with pytest.raises(HTTPError) as error:
+            call(event, catalog, adapter)
+    finally:
+        logger.removeHandler(handler)
+
+    assert str(error.value) == "404: Not Found - no item 9"
+    assert "Raising 4xx error" in records[0].getMessage()
+
+
 def test_a_standard_logger_gets_the_lines(catalog: str) -> None:
     records: list[logging.LogRecord] = []
 
@@ -309,6 +332,31 @@ def test_a_secret_header_quoted_by_a_validation_error_is_redacted(
     assert "[REDACTED]" in str(error)
     assert key not in str(error)
     assert key not in stream.getvalue()
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "Bearer eyJhbGciOiJSUzI1NiJ9." + "a" * 60 + "." + "b" * 60,  # pprint breaks it
+        "sk\\live\t'quoted\"-4f9a1c77e2",  # repr() escapes it
+    ],
+    ids=["long-bearer", "escaped"],
+)
+def test_a_secret_header_is_redacted_however_the_message_quotes_it(
+    catalog: str, stream: io.StringIO, key: str
+) -> None:
+    proxy = testing.rest_api_event("GET", "/v1/keyed", headers={"X-Api-Key": key})
+    template = template_event("GET", "/v1/keyed", header={"X-Api-Key": key})
+
+    assert call(proxy, catalog)["statusCode"] == 400
+    error = raised(template, catalog)
+
+    secret_parts = [key, *(part for part in key.split() if len(part) >= 8)]
+    for text in (str(error), stream.getvalue()):
+        for part in secret_parts:
+            assert part not in text
+            assert repr(part)[1:-1] not in text
+            assert json.dumps(part)[1:-1] not in text
 
 
 def test_a_secret_query_parameter_quoted_by_an_error_is_redacted(
@@ -409,11 +457,51 @@ def test_a_malformed_template_event_raises_400_saying_what_is_wrong(
     )
 
 
-def test_a_template_event_without_raw_context_is_refused_clearly(catalog: str) -> None:
-    event = testing.LambdaEvent().generate()
+@pytest.mark.parametrize(
+    ("remove", "problem"),
+    [
+        (("rawContext",), "rawContext is not an object"),
+        (("parameters",), "parameters is not an object"),
+        (("parameters", "gateway"), "parameters.gateway is not an object"),
+        (("parameters", "request"), "parameters.request is not an object"),
+    ],
+)
+def test_a_template_event_missing_a_part_is_a_malformed_one(
+    catalog: str, remove: tuple[str, ...], problem: str
+) -> None:
+    event = template_event("GET", "/v1/items/{item_id}", path={"item_id": "1"})
+    parent = event
+    for key in remove[:-1]:
+        parent = parent[key]
+    del parent[remove[-1]]
 
+    error = raised(event, catalog)
+
+    assert (
+        str(error) == f"400: Bad Request - malformed request-template event: {problem}"
+    )
+
+
+def test_a_generated_event_without_raw_context_is_a_malformed_one(catalog: str) -> None:
+    event = testing.LambdaEvent().generate()  # 1.x's generator makes no rawContext
+
+    error = raised(event, catalog)
+
+    assert error.status_code == 400
+    assert "rawContext is not an object" in str(error)
+
+
+def test_an_event_that_is_neither_http_nor_a_template_is_refused(catalog: str) -> None:
     with pytest.raises(TypeError, match="yoke's request template"):
-        call(event, catalog)
+        call({"orders": [1, 2]}, catalog)
+
+
+def test_a_lone_surrogate_in_the_path_is_a_bad_request(catalog: str) -> None:
+    template = template_event("GET", "/v1/items/{item_id}", path={"item_id": "\ud800"})
+    proxy = testing.rest_api_event("GET", "/v1/items/\ud800")
+
+    assert raised(template, catalog).status_code == 400
+    assert call(proxy, catalog)["statusCode"] == 400
 
 
 # -- random template events --------------------------------------------------------
@@ -452,6 +540,8 @@ PARTS = [
     ),
 )
 @example(method="GET", changes=[(PARTS[10], "\x80")])
+@example(method="GET", changes=[(PARTS[7], "\ud800")])
+@example(method="GET", changes=[(PARTS[0], None)])
 def test_a_random_template_event_never_escapes_as_anything_but_an_http_error(
     catalog: str, method: str, changes: list[tuple[tuple[str, ...], Any]]
 ) -> None:
@@ -471,5 +561,3 @@ def test_a_random_template_event_never_escapes_as_anything_but_an_http_error(
         call(event, catalog)
     except HTTPError as error:
         assert 400 <= error.status_code < 500, str(error)
-    except TypeError as error:
-        assert "yoke's request template" in str(error)

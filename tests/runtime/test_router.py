@@ -1059,7 +1059,7 @@ def test_nothing_bound_by_a_request_reaches_the_next(
     )
 
 
-def test_an_unrouted_request_logs_its_ids_without_a_route(
+def test_an_unrouted_request_is_logged_with_its_ids(
     context: Any, stream: io.StringIO
 ) -> None:
     app = Router(log_requests=True)
@@ -1068,8 +1068,11 @@ def test_an_unrouted_request_logs_its_ids_without_a_route(
     app.resolve(testing.http_api_event("GET", "/nowhere"), context)
 
     (request,) = lines(stream)
-    assert (request["status"], request["lambda_request_id"]) == (404, "lambda-req-1")
-    assert request["route"] is None  # the request line names it; no route is bound
+    assert (request["status"], request["route"]) == (404, None)
+    assert (request["lambda_request_id"], request["cold_start"]) == (
+        "lambda-req-1",
+        True,
+    )
 
 
 def test_the_route_ends_with_the_undecorated_request(
