@@ -11,6 +11,7 @@ import json
 import logging
 import warnings
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -255,46 +256,44 @@ def test_errors_are_logged_as_fleece_1x_logged_them(
     assert "404: Not Found - no item 9" in logged[1]["exception"]
 
 
-def test_a_logger_adapter_gets_the_lines_and_the_answer_stays(catalog: str) -> None:
-    records: list[logging.LogRecord] = []
-
-    class Keep(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            records.append(record)
-
-    handler = Keep()
-    logger = logging.getLogger("tests.request_template.adapter")
+@contextmanager
+def kept_records(logger: logging.Logger) -> Iterator[list[logging.LogRecord]]:
+    """The records ``logger`` handles while the block runs."""
+    handler = _Kept()
     logger.addHandler(handler)
+    try:
+        yield handler.records
+    finally:
+        logger.removeHandler(handler)
+
+
+class _Kept(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def test_a_logger_adapter_gets_the_lines_and_the_answer_stays(catalog: str) -> None:
+    logger = logging.getLogger("tests.request_template.adapter")
     adapter = logging.LoggerAdapter(logger, {"tenant": "t1"})
     event = template_event("GET", "/v1/items/{item_id}", path={"item_id": "9"})
 
-    try:
-        with pytest.raises(HTTPError) as error:
-            call(event, catalog, adapter)
-    finally:
-        logger.removeHandler(handler)
+    with kept_records(logger) as records, pytest.raises(HTTPError) as error:
+        call(event, catalog, adapter)
 
     assert str(error.value) == "404: Not Found - no item 9"
     assert "Raising 4xx error" in records[0].getMessage()
 
 
 def test_a_standard_logger_gets_the_lines(catalog: str) -> None:
-    records: list[logging.LogRecord] = []
-
-    class Keep(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            records.append(record)
-
-    handler = Keep()
     logger = logging.getLogger("tests.request_template")
-    logger.addHandler(handler)
     event = template_event("GET", "/v1/items/{item_id}", path={"item_id": "9"})
 
-    try:
-        with pytest.raises(HTTPError):
-            call(event, catalog, logger)
-    finally:
-        logger.removeHandler(handler)
+    with kept_records(logger) as records, pytest.raises(HTTPError):
+        call(event, catalog, logger)
 
     first = json.loads(records[0].getMessage())
     assert (first["event"], first["http_status"]) == ("Raising 4xx error", 404)
