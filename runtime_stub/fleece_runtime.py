@@ -5625,10 +5625,6 @@ def _template_request(event: dict[str, Any], context: Any) -> RestApiRequest:
     path_values = _template_part(request, "path", "parameters.request.path", {})
     header = _template_part(request, "header", "parameters.request.header", {})
     headers = {str(name): str(value) for name, value in header.items()}
-    for name, value in headers.items():
-        # connexion cannot read a media type that is not ASCII (a 500).
-        if name.lower() == "content-type" and not value.isascii():
-            raise HTTPError(400, "the Content-Type header is not ASCII")
     body = None
     if method.upper() in ("POST", "PUT", "PATCH") and "body" in request:
         try:
@@ -5914,6 +5910,10 @@ def _query_string(request: HttpRequest) -> str:
 
 
 def _asgi_scope(request: HttpRequest) -> dict[str, Any]:
+    """The ASGI scope of ``request``; `HTTPError` 400 for what an app cannot read."""
+    # connexion cannot read a media type that is not ASCII (it answers 500).
+    if not request.headers.get("content-type", "").isascii():
+        raise HTTPError(400, "the Content-Type header is not ASCII")
     host, port = _host_and_port(request)
     headers = [
         (name.encode("latin-1", "replace"), value.encode("latin-1", "replace"))

@@ -206,6 +206,22 @@ def test_a_content_type_that_is_not_ascii_raises_400(catalog: str) -> None:
     assert str(error) == "400: Bad Request - the Content-Type header is not ASCII"
 
 
+def test_a_proxy_request_whose_content_type_is_not_ascii_is_a_bad_request(
+    catalog: str,
+) -> None:
+    event = testing.rest_api_event(
+        "POST",
+        "/v1/items",
+        body='{"name": "cup", "price": 3}',
+        headers={"Content-Type": "application/json; charset=\u00e9"},
+    )
+
+    result = call(event, catalog)
+
+    assert result["statusCode"] == 400
+    assert "not ASCII" in result["body"]
+
+
 def test_an_http_error_of_the_operation_keeps_its_status_and_message(
     catalog: str,
 ) -> None:
