@@ -11694,7 +11694,7 @@ class Metrics:
                 global _metrics_cold_start
                 cold, _metrics_cold_start = _metrics_cold_start, False
                 if cold and capture_cold_start:
-                    context = args[1] if len(args) > 1 else kwargs.get("context")
+                    _, context = _event_and_context(args, kwargs)
                     self._write_cold_start(context or current_lambda_context())
 
             if inspect.iscoroutinefunction(func):
@@ -12648,7 +12648,7 @@ class _Idempotency:
 
     def _running_time(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> float:
         """Seconds the invocation may still run: the in-progress record's life."""
-        context = args[1] if len(args) > 1 else kwargs.get("context")
+        _, context = _event_and_context(args, kwargs)
         remaining = getattr(context, "get_remaining_time_in_millis", None)
         if not callable(remaining):
             remaining = getattr(

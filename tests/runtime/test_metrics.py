@@ -298,6 +298,15 @@ def test_raise_on_empty_raises_for_an_invocation_without_metrics(
         handler({}, Context())
 
 
+def run_in_threads(work: Callable[[int], None], count: int) -> None:
+    """``work(0)`` to ``work(count - 1)``, each in a thread of its own, all at once."""
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
 def test_metrics_from_threads_are_all_written(
     metrics: runtime.Metrics, out: io.StringIO
 ) -> None:
@@ -305,11 +314,7 @@ def test_metrics_from_threads_are_all_written(
         for _ in range(30):
             metrics.add(f"Worker{number}", 1, "Count")
 
-    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_in_threads(work, 8)
     metrics.flush()
 
     (document,) = emf_documents(out)
@@ -334,11 +339,7 @@ def test_lines_written_from_threads_do_not_interleave() -> None:
         for _ in range(5 * 100):  # a line each 100 values
             metrics.add(f"Worker{number}", 1, "Count")
 
-    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_in_threads(work, 4)
     metrics.flush()
 
     documents = emf_documents(out)  # every line whole
