@@ -80,9 +80,8 @@ def sam(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def http_server() -> Iterator[HttpServer]:
     """An HTTP server on 127.0.0.1, stopped after the test."""
     server = HttpServer()
-    server.thread.start()
+    server.start()
     try:
         yield server
     finally:
-        server.httpd.shutdown()
-        server.httpd.server_close()
+        server.stop()

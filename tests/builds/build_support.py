@@ -5,13 +5,14 @@ import hashlib
 import html
 import os
 import re
-import threading
 import zipfile
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
+
+from tests.servers import LocalHttpServer
 
 Fleece = Callable[..., tuple[int, str, str]]
 MakeService = Callable[..., Path]
@@ -62,15 +63,11 @@ class IndexServer:
 
     def __init__(self, folder: Path) -> None:
         handler = type("Handler", (_SimpleIndex,), {"folder": folder})
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/simple/"
+        self._server = LocalHttpServer(handler).start()
+        self.url = f"{self._server.url}/simple/"
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
+        self._server.stop()
 
 
 def zip_of(service: Path) -> Path:

@@ -7,7 +7,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ import boto3
 import pytest
 
 from fleece.cli import main
+from tests.servers import LocalHttpServer, pause
 
 ENVIRONMENTS = """\
 environments:
@@ -163,7 +163,7 @@ class CountingProxy:
     """
 
     def __init__(self, upstream: str, delay: float = 0.0) -> None:
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from http.server import BaseHTTPRequestHandler
 
         import requests
 
@@ -192,7 +192,7 @@ class CountingProxy:
                     proxy._in_flight += 1
                     proxy.most_in_flight = max(proxy.most_in_flight, proxy._in_flight)
                 try:
-                    time.sleep(delay)
+                    pause(self, delay)
                     answer = requests.post(
                         upstream + self.path,
                         data=body,
@@ -220,18 +220,15 @@ class CountingProxy:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._server = LocalHttpServer(Handler)
+        self.url = self._server.url
 
     def __enter__(self) -> "CountingProxy":
-        self._thread.start()
+        self._server.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
+        self._server.stop()
 
     def count(self, target: str) -> int:
         """How many requests had this ``X-Amz-Target``."""

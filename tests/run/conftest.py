@@ -5,15 +5,14 @@ refuses anything else with the status codes the real services use, so a
 request fleece gets wrong fails the test.
 """
 
-import threading
 from collections.abc import Iterator
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from fleece.cli import main
 from tests.run.run_support import FakeRackspace, Fleece, RackspaceHandler
+from tests.servers import LocalHttpServer
 
 
 @pytest.fixture
@@ -21,10 +20,8 @@ def rackspace(monkeypatch: pytest.MonkeyPatch, aws: str) -> Iterator[FakeRackspa
     """The fake Rackspace, wired in by the endpoint variables; AWS is moto."""
     fake = FakeRackspace()
     handler = type("Handler", (RackspaceHandler,), {"fake": fake})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    fake.url = f"http://127.0.0.1:{server.server_address[1]}"
+    server = LocalHttpServer(handler).start()
+    fake.url = server.url
     monkeypatch.setenv("FLEECE_RACKSPACE_IDENTITY_URL", fake.url)
     monkeypatch.setenv("FLEECE_FAWS_URL", fake.url)
     for name in ("RS_USERNAME", "RS_API_KEY", "AWS_PROFILE"):
@@ -32,9 +29,7 @@ def rackspace(monkeypatch: pytest.MonkeyPatch, aws: str) -> Iterator[FakeRackspa
     try:
         yield fake
     finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+        server.stop()
 
 
 @pytest.fixture

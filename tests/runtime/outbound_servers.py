@@ -92,12 +92,11 @@ def tls_server(certificate: Certificate) -> Iterator[HttpServer]:
     context.load_cert_chain(certificate.cert_file, certificate.key_file)
     server.httpd.socket = context.wrap_socket(server.httpd.socket, server_side=True)
     server.url = server.url.replace("http://", "https://")
-    server.thread.start()
+    server.start()
     try:
         yield server
     finally:
-        server.httpd.shutdown()
-        server.httpd.server_close()
+        server.stop()
 
 
 # What a scripted connection does with each request it reads: answer it, or

@@ -4,8 +4,10 @@ import json
 import socket
 import threading
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.servers import LocalHttpServer
 
 TRACE_ID = "1-5759e988-bd862e3fe1be46a994272793"
 LAMBDA_SEGMENT_ID = "53995c3f42cd8ad8"
@@ -66,12 +68,15 @@ class HttpServer:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(
-            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
+        self.httpd = LocalHttpServer(Handler)
+        self.url = self.httpd.url
+
+    def start(self) -> None:
+        self.httpd.start()
+
+    def stop(self) -> None:
+        """Stop it and every handler thread; raise a handler's error, if any."""
+        self.httpd.stop()
 
     @property
     def attempts(self) -> int:

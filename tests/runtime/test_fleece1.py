@@ -30,6 +30,7 @@ from tests.runtime.runtime_servers import (
     HttpServer,
     Responder,
 )
+from tests.servers import pause
 
 
 @dataclass
@@ -71,7 +72,7 @@ def slow(seconds: float) -> Responder:
     def respond(
         attempt: int, request: BaseHTTPRequestHandler
     ) -> tuple[int, dict[str, str], bytes]:
-        time.sleep(seconds)
+        pause(request, seconds)
         return 200, {}, b"late"
 
     return respond

@@ -98,7 +98,7 @@ def test_a_wait_that_would_end_past_the_deadline_ends_the_retries() -> None:
         policy.call(flaky)  # the first wait (0.844 * 5 s) would end after 2 s
 
     assert flaky.calls == 1
-    assert time.monotonic() - started < 1
+    assert time.monotonic() - started < 3  # not the 4.2 s wait
 
 
 @pytest.mark.usefixtures("seeded")

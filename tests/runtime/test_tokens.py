@@ -17,6 +17,7 @@ from runtime_stub import fleece_runtime as runtime
 from tests.runtime.jwt_keys import RsaSigner, rsa_signer, sign
 from tests.runtime.outbound_servers import closed_port, events, lines
 from tests.runtime.runtime_servers import HttpServer
+from tests.servers import pause
 
 SECRET = "s3cr3t-Pa$$word"
 START = 1_700_000_000.0
@@ -41,13 +42,16 @@ class Endpoint:
         self.expires_in: int | None = 3600
         self.failure: tuple[int, dict[str, Any]] | None = None
         self.delay = 0.0
+        self.held: threading.Event | None = None  # answers wait until it is set
         self.make_token: Callable[[int], str] = lambda number: f"opaque-token-{number}"
         server.responder = self.answer
 
     def answer(
         self, number: int, request: BaseHTTPRequestHandler
     ) -> tuple[int, dict[str, str], bytes]:
-        time.sleep(self.delay)
+        pause(request, self.delay)
+        if self.held is not None:
+            self.held.wait(10)
         json_type = {"Content-Type": "application/json"}
         if self.failure is not None:
             status, body = self.failure
@@ -347,15 +351,23 @@ def test_threads_keep_the_current_token_while_one_refreshes_it(
     token = token_of(endpoint, clock)
     token.token()
     clock.now += 3600 - 30
-    endpoint.delay = 0.5
+    endpoint.held = threading.Event()
     refresher = threading.Thread(target=token.token)
     refresher.start()
-    time.sleep(0.1)
+    for _ in range(500):  # until the refresh is in flight
+        if endpoint.server.attempts == 2:
+            break
+        time.sleep(0.01)
+    assert endpoint.server.attempts == 2
 
     started = time.monotonic()
-    assert token.token() == "opaque-token-1"
-    assert time.monotonic() - started < 0.2
+    current = token.token()  # waiting for the held refresh would take 10 s
+    waited = time.monotonic() - started
+    endpoint.held.set()
     refresher.join()
+
+    assert current == "opaque-token-1"
+    assert waited < 2
     assert token.token() == "opaque-token-2"
 
 
