@@ -1515,7 +1515,8 @@ def inject_request_ids_into_environment(handler: Callable[_P, _R]) -> Callable[_
 
     Each invocation starts with a clean logging context holding
     ``lambda_request_id`` (``context.aws_request_id``), ``api_request_id``
-    (API Gateway events only: ``event["requestContext"]["requestId"]``) and
+    (API Gateway events only: ``event["requestContext"]["requestId"]``, or
+    ``event["rawContext"]["requestId"]`` in yoke's request template) and
     ``cold_start`` (true on the process's first invocation). Fields bound
     during the invocation end with it, so a warm container never logs the
     previous invocation's ids or fields. The context is also the current one
@@ -1765,6 +1766,8 @@ def _start_invocation(
     # first, Mapping's costs ten times more.
     if type(event) is dict or isinstance(event, Mapping):
         request_context = event.get("requestContext")
+        if request_context is None:  # yoke's request template (non-proxy)
+            request_context = event.get("rawContext")
         if type(request_context) is dict or isinstance(request_context, Mapping):
             api_request_id = request_context.get("requestId")
             if isinstance(api_request_id, str):
@@ -5351,6 +5354,45 @@ def get_connexion_app(
     """
     if cache_app and app_name in _connexion_apps:
         return _connexion_apps[app_name]
+    spec = os.path.abspath(app_swagger_path)
+    if not os.path.isfile(spec):
+        raise FileNotFoundError(f"no OpenAPI spec at {spec}")
+    if app_class is None:
+        app = _fleece_app_class()(
+            app_name, specification_dir=os.path.dirname(spec), logger=logger, cors=cors
+        )
+    else:
+        _import_connexion()
+        from connexion.options import SwaggerUIOptions
+
+        api_options.setdefault("swagger_ui_options", SwaggerUIOptions(swagger_ui=False))
+        app = app_class(app_name, specification_dir=os.path.dirname(spec))
+        _prepare_connexion_app(app, cors)
+
+        def call_app(event: object, call_logger: Any = None) -> Any:
+            return _call_connexion_app(
+                app, event, logger if call_logger is None else call_logger
+            )
+
+        # fleece 1.x's FleeceApp methods, on the app class given.
+        app.call_api = app.call_proxy_api = call_app
+    app.add_api(
+        os.path.basename(spec),
+        strict_validation=strict_validation,
+        validate_responses=validate_responses,
+        **api_options,
+    )
+    if app_class is None:
+        app.start()
+    else:
+        _start_asgi_app(app)
+    if cache_app:
+        _connexion_apps[app_name] = app
+    return app
+
+
+def _import_connexion() -> Any:
+    """connexion 3, imported without the warnings it would print at every cold start."""
     import warnings
 
     try:
@@ -5360,29 +5402,15 @@ def get_connexion_app(
             warnings.filterwarnings("ignore", "Using `httpx` with `starlette")
             warnings.filterwarnings("ignore", category=DeprecationWarning)
             import connexion
-            from connexion.exceptions import NonConformingResponse, ProblemException
-            from connexion.options import SwaggerUIOptions
     except ImportError as error:
         raise _missing("connexion", error) from None
-    spec = os.path.abspath(app_swagger_path)
-    if not os.path.isfile(spec):
-        raise FileNotFoundError(f"no OpenAPI spec at {spec}")
-    if app_class is None:
-        import importlib.util
+    return connexion
 
-        app_class = (
-            connexion.FlaskApp
-            if importlib.util.find_spec("flask")
-            else connexion.AsyncApp
-        )
-    api_options.setdefault("swagger_ui_options", SwaggerUIOptions(swagger_ui=False))
-    app = app_class(app_name, specification_dir=os.path.dirname(spec))
-    app.add_api(
-        os.path.basename(spec),
-        strict_validation=strict_validation,
-        validate_responses=validate_responses,
-        **api_options,
-    )
+
+def _prepare_connexion_app(app: Any, cors: Cors | None) -> None:
+    """Give a new connexion app fleece's error handlers and, with ``cors``, CORS."""
+    from connexion.exceptions import NonConformingResponse, ProblemException
+
     app.add_error_handler(HTTPError, _connexion_http_error)
     app.add_error_handler(ProblemException, _connexion_problem)
     app.add_error_handler(Exception, _connexion_unhandled_error)
@@ -5401,18 +5429,106 @@ def get_connexion_app(
             expose_headers=list(cors.expose_headers),
             max_age=600 if cors.max_age is None else cors.max_age,
         )
-    _start_asgi_app(app)
 
-    def call_app(event: object, call_logger: Any = None) -> Any:
-        return _call_connexion_app(
-            app, event, logger if call_logger is None else call_logger
-        )
 
-    # fleece 1.x's FleeceApp methods, on connexion's own app.
-    app.call_api = app.call_proxy_api = call_app
-    if cache_app:
-        _connexion_apps[app_name] = app
-    return app
+# fleece 1.x's FleeceApp class, made on first use (it subclasses connexion's app).
+_fleece_app: list[Any] = []
+
+
+def _fleece_app_class() -> Any:
+    """fleece 1.x's ``FleeceApp``: connexion 3's app class with 1.x's methods.
+
+    ``connexion.FlaskApp`` when Flask is installed (the operations may use
+    ``flask.request``, as under connexion 1), else ``connexion.AsyncApp``.
+    """
+    if _fleece_app:
+        return _fleece_app[0]
+    import importlib.util
+
+    connexion = _import_connexion()
+    from connexion.options import SwaggerUIOptions
+
+    base = (
+        connexion.FlaskApp if importlib.util.find_spec("flask") else connexion.AsyncApp
+    )
+
+    class FleeceApp(base):  # type: ignore[valid-type,misc]
+        """connexion's app with fleece 1.x's ``call_api``, ``call_proxy_api`` and ``run``.
+
+        ``FleeceApp(import_name, logger=None, cors=None, **kwargs)``: the
+        arguments of connexion's app, plus where ``call_api`` logs (fleece
+        1.x's ``logger``) and a `Cors` policy. The Swagger UI is off unless
+        ``add_api`` is given ``swagger_ui_options``.
+        """
+
+        def __init__(
+            self,
+            import_name: str,
+            *args: Any,
+            logger: Any = None,
+            cors: Cors | None = None,
+            **kwargs: Any,
+        ) -> None:
+            super().__init__(import_name, *args, **kwargs)
+            self.logger = logger
+            self.started = False  # whether connexion has built its routes
+            _prepare_connexion_app(self, cors)
+
+        def add_api(self, specification: Any, **kwargs: Any) -> Any:
+            """connexion's ``add_api``, with the Swagger UI off by default."""
+            kwargs.setdefault("swagger_ui_options", SwaggerUIOptions(swagger_ui=False))
+            return super().add_api(specification, **kwargs)
+
+        def start(self) -> None:
+            """Have connexion build its routes and validators now.
+
+            `get_connexion_app` does it before returning the app; otherwise
+            the first ``call_api`` does.
+            """
+            _start_asgi_app(self)
+            self.started = True
+
+        def call_api(self, event: object, logger: Any = None) -> Any:
+            """Serve ``event`` in process and answer as `call_api` does."""
+            if not self.started:
+                self.start()
+            return _call_connexion_app(
+                self, event, self.logger if logger is None else logger
+            )
+
+        call_proxy_api = call_api
+
+        def run(
+            self,
+            port: int | str | None = None,
+            server: str | None = None,
+            debug: bool | None = None,
+            host: str | None = None,
+            **options: Any,
+        ) -> None:
+            """Serve the app over HTTP with uvicorn, taking connexion 1's arguments too.
+
+            ``app.run(8080)`` (fleece 1.x's README) serves on port 8080;
+            a string first argument is connexion 3's import string.
+            ``debug`` logs at DEBUG; ``server`` may only be ``"uvicorn"``.
+            """
+            if server not in (None, "uvicorn"):
+                raise ValueError(
+                    f"FleeceApp.run serves with uvicorn (connexion 3), not {server!r}"
+                )
+            if debug:
+                options.setdefault("log_level", "debug")
+            if host is not None:
+                options["host"] = host
+            if isinstance(port, str):
+                super().run(port, **options)
+                return
+            if port is not None:
+                options["port"] = port
+            super().run(**options)
+
+    _fleece_app.append(FleeceApp)
+    return FleeceApp
 
 
 def call_api(
@@ -6104,6 +6220,15 @@ class _ConnexionNamespace:
     call_proxy_api = staticmethod(call_proxy_api)
     get_connexion_app = staticmethod(get_connexion_app)
     RESPONSE_CONTRACT_VIOLATION = _RESPONSE_CONTRACT_VIOLATION
+
+    @property
+    def FleeceApp(self) -> Any:  # noqa: N802 (fleece 1.x's class name)
+        """fleece 1.x's app class: connexion 3's, with ``call_api`` and 1.x's ``run``.
+
+        Made on first use, importing connexion: ``FleeceApp(import_name,
+        logger=None, cors=None, specification_dir=...)``, then ``add_api``.
+        """
+        return _fleece_app_class()
 
 
 class _WsgiNamespace:

@@ -272,6 +272,25 @@ def test_errors_are_logged_as_fleece_1x_logged_them(
     assert "404: Not Found - no item 9" in logged[1]["exception"]
 
 
+def test_a_decorated_handler_s_lines_carry_the_template_s_api_request_id(
+    catalog: str, stream: io.StringIO
+) -> None:
+    event = template_event("GET", "/v1/items/{item_id}", path={"item_id": "9"})
+
+    @runtime.inject_request_ids_into_environment
+    def handler(event: dict[str, Any], context: object) -> Any:
+        return call(event, catalog)
+
+    with pytest.raises(HTTPError):
+        handler(event, testing.LambdaContext("catalog"))
+
+    logged = [line for line in lines(stream) if line["logger"] == "fleece_runtime.apps"]
+    assert len(logged) == 2
+    assert {line["api_request_id"] for line in logged} == {
+        event["rawContext"]["requestId"]
+    }
+
+
 @contextmanager
 def kept_records(logger: logging.Logger) -> Iterator[list[logging.LogRecord]]:
     """The records ``logger`` handles while the block runs."""
