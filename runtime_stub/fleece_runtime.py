@@ -5339,17 +5339,19 @@ def get_connexion_app(
     spec does not name; ``validate_responses`` checks what the operations
     return (a mismatch is a 500).
 
-    ``app_class``: ``connexion.FlaskApp`` when Flask is installed (the
-    operations may use ``flask.request``, as under fleece 1.x's
-    connexion 1), else ``connexion.AsyncApp``. ``cors``: the `Cors` policy
+    ``app_class``: `connexion.FleeceApp <_ConnexionNamespace.FleeceApp>`
+    (fleece 1.x's class: connexion's ``FlaskApp`` when Flask is installed,
+    so the operations may use ``flask.request`` as under connexion 1, else
+    its ``AsyncApp``), or another connexion app class. ``cors``: the `Cors` policy
     of a `Router`, applied by Starlette's CORS middleware (connexion has
     none of its own). The Swagger UI is off (the ``swagger_ui_options``
     argument turns it on); ``api_options`` go to ``add_api``. An `HTTPError` raised by an operation is answered with its
     status as ``application/problem+json``; other exceptions are logged once
     by connexion and answered 500.
 
-    The app has fleece 1.x's ``FleeceApp`` methods: ``app.call_api(event)``
-    and ``app.call_proxy_api(event)`` serve an event as `call_api` does,
+    The app has fleece 1.x's ``FleeceApp`` methods (an app of another
+    class gets them too): ``app.call_api(event)`` and
+    ``app.call_proxy_api(event)`` serve an event as `call_api` does,
     logging to ``logger`` (fleece 1.x's argument).
     """
     if cache_app and app_name in _connexion_apps:
@@ -5357,8 +5359,11 @@ def get_connexion_app(
     spec = os.path.abspath(app_swagger_path)
     if not os.path.isfile(spec):
         raise FileNotFoundError(f"no OpenAPI spec at {spec}")
-    if app_class is None:
-        app = _fleece_app_class()(
+    fleece_app = _fleece_app_class()
+    if app_class is None or (
+        isinstance(app_class, type) and issubclass(app_class, fleece_app)
+    ):
+        app = (app_class or fleece_app)(
             app_name, specification_dir=os.path.dirname(spec), logger=logger, cors=cors
         )
     else:
@@ -5382,7 +5387,7 @@ def get_connexion_app(
         validate_responses=validate_responses,
         **api_options,
     )
-    if app_class is None:
+    if isinstance(app, fleece_app):
         app.start()
     else:
         _start_asgi_app(app)
@@ -5456,9 +5461,13 @@ def _fleece_app_class() -> Any:
         """connexion's app with fleece 1.x's ``call_api``, ``call_proxy_api`` and ``run``.
 
         ``FleeceApp(import_name, logger=None, cors=None, **kwargs)``: the
-        arguments of connexion's app, plus where ``call_api`` logs (fleece
-        1.x's ``logger``) and a `Cors` policy. The Swagger UI is off unless
-        ``add_api`` is given ``swagger_ui_options``.
+        arguments of connexion 3's app, plus where ``call_api`` logs (fleece
+        1.x's ``logger``) and a `Cors` policy. connexion 1's ``port``,
+        ``host``, ``debug`` and ``server`` are kept for `run`; its
+        ``options={"swagger_ui": ...}`` becomes ``swagger_ui_options``. The
+        Swagger UI is off unless ``swagger_ui_options`` (here or to
+        ``add_api``) turns it on. No ``lifespan``: an app serving Lambda
+        events builds what it needs when its module is imported.
         """
 
         def __init__(
@@ -5467,16 +5476,43 @@ def _fleece_app_class() -> Any:
             *args: Any,
             logger: Any = None,
             cors: Cors | None = None,
+            port: int | str | None = None,
+            host: str | None = None,
+            debug: bool | None = None,
+            server: str | None = None,
+            options: Mapping[str, Any] | None = None,
             **kwargs: Any,
         ) -> None:
+            if "lifespan" in kwargs:
+                raise TypeError(
+                    "FleeceApp takes no lifespan: an app serving Lambda events "
+                    "builds what it needs when its module is imported"
+                )
+            if options is not None:
+                if set(options) - {"swagger_ui"}:
+                    raise TypeError(
+                        "FleeceApp: connexion 1's options are connexion 3's "
+                        "swagger_ui_options; only options={'swagger_ui': ...} "
+                        f"is translated, not {sorted(set(options) - {'swagger_ui'})}"
+                    )
+                if "swagger_ui" in options:
+                    kwargs.setdefault(
+                        "swagger_ui_options",
+                        SwaggerUIOptions(swagger_ui=bool(options["swagger_ui"])),
+                    )
             super().__init__(import_name, *args, **kwargs)
             self.logger = logger
             self.started = False  # whether connexion has built its routes
+            self._swagger_ui_chosen = kwargs.get("swagger_ui_options") is not None
+            self._run_defaults = (port, server, debug, host)
             _prepare_connexion_app(self, cors)
 
         def add_api(self, specification: Any, **kwargs: Any) -> Any:
-            """connexion's ``add_api``, with the Swagger UI off by default."""
-            kwargs.setdefault("swagger_ui_options", SwaggerUIOptions(swagger_ui=False))
+            """connexion's ``add_api``; the Swagger UI off unless chosen."""
+            if not self._swagger_ui_chosen:
+                kwargs.setdefault(
+                    "swagger_ui_options", SwaggerUIOptions(swagger_ui=False)
+                )
             return super().add_api(specification, **kwargs)
 
         def start(self) -> None:
@@ -5506,26 +5542,36 @@ def _fleece_app_class() -> Any:
             host: str | None = None,
             **options: Any,
         ) -> None:
-            """Serve the app over HTTP with uvicorn, taking connexion 1's arguments too.
+            """Serve the app over HTTP with uvicorn, as connexion 1's ``run`` did.
 
-            ``app.run(8080)`` (fleece 1.x's README) serves on port 8080;
-            a string first argument is connexion 3's import string.
-            ``debug`` logs at DEBUG; ``server`` may only be ``"uvicorn"``.
+            ``app.run(8080)`` (fleece 1.x's README) serves on port 8080 of
+            every interface (``0.0.0.0``), and port 5000 without one, as
+            connexion 1 did: pass ``host="127.0.0.1"`` to keep it local.
+            A string of digits is a port; another string is connexion 3's
+            import string. ``debug`` logs at DEBUG. ``server`` may be
+            ``"uvicorn"`` or ``"flask"`` (served by uvicorn too); connexion
+            1's tornado and gevent are gone. Other ``options`` go to
+            ``uvicorn.run``.
             """
-            if server not in (None, "uvicorn"):
+            default_port, default_server, default_debug, default_host = (
+                self._run_defaults
+            )
+            server = default_server if server is None else server
+            if server not in (None, "uvicorn", "flask"):
                 raise ValueError(
                     f"FleeceApp.run serves with uvicorn (connexion 3), not {server!r}"
                 )
-            if debug:
+            if debug if debug is not None else default_debug:
                 options.setdefault("log_level", "debug")
-            if host is not None:
-                options["host"] = host
-            if isinstance(port, str):
-                super().run(port, **options)
+            port = default_port if port is None else port
+            if isinstance(port, str) and not port.isdigit():
+                super().run(port, host=host or default_host or "0.0.0.0", **options)
                 return
-            if port is not None:
-                options["port"] = port
-            super().run(**options)
+            super().run(
+                host=host or default_host or "0.0.0.0",
+                port=5000 if port is None else int(port),
+                **options,
+            )
 
     _fleece_app.append(FleeceApp)
     return FleeceApp
@@ -6105,7 +6151,8 @@ def _start_asgi_app(app: Any) -> None:
 
     A lifespan cycle does it: connexion builds its middleware stack on the
     first call of any kind, here a startup immediately followed by a
-    shutdown (the apps built here have no lifespan of their own).
+    shutdown (a ``FleeceApp`` takes no lifespan, and `get_connexion_app`
+    gives other classes none).
     """
     messages = iter([{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}])
 

@@ -16,6 +16,7 @@ from fleece.build.bytecode import Interpreter, find_interpreter
 from fleece.cli import main
 from fleece.service.new import NewService, create_service
 from tests.builds.build_support import Fleece, IndexServer, MakeService
+from tests.servers import stop_all
 from tests.wheelhouse import is_complete, targets_folder, targets_wanted
 
 
@@ -65,8 +66,7 @@ def serve_index(
     try:
         yield serve
     finally:
-        for server in servers:
-            server.stop()
+        stop_all(servers)
 
 
 @pytest.fixture

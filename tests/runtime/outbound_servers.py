@@ -1,5 +1,6 @@
 """Helpers of the outbound tests: log lines, TLS, scripted sockets."""
 
+import contextlib
 import datetime
 import io
 import ipaddress
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 
 from tests.runtime.runtime_servers import HttpServer
+from tests.servers import STOP_TIMEOUT, stop_all
 
 
 def lines(stream: io.StringIO) -> list[dict[str, Any]]:
@@ -90,8 +92,8 @@ def tls_server(certificate: Certificate) -> Iterator[HttpServer]:
     server = HttpServer()
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(certificate.cert_file, certificate.key_file)
-    server.httpd.socket = context.wrap_socket(server.httpd.socket, server_side=True)
-    server.url = server.url.replace("http://", "https://")
+    server.httpd.serve_tls(context)
+    server.url = server.httpd.url
     server.start()
     try:
         yield server
@@ -118,31 +120,47 @@ class ScriptedServer:
         self.scripts = scripts
         self.requests: list[bytes] = []
         self.connections = 0
+        self.errors: list[OSError] = []
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen()
         self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self._closing = threading.Event()
+        self._current: socket.socket | None = None
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
 
     def _serve(self) -> None:
-        for script in self.scripts:
-            try:
+        try:
+            for script in self.scripts:
                 connection, _ = self.sock.accept()
-            except OSError:
-                return
-            self.connections += 1
-            with connection:
-                for reply in script:
-                    request = _read_request(connection)
-                    self.requests.append(request)
-                    if reply is HANG_UP:
-                        break
-                    connection.sendall(reply)
+                self._current = connection
+                self.connections += 1
+                with connection:
+                    for reply in script:
+                        request = _read_request(connection)
+                        self.requests.append(request)
+                        if reply is HANG_UP:
+                            break
+                        connection.sendall(reply)
+        except OSError as error:  # kept for stop(), never printed from here
+            if not (self._closing.is_set() or isinstance(error, ConnectionError)):
+                self.errors.append(error)
 
-    def close(self) -> None:
+    def stop(self) -> None:
+        """Stop serving, the thread too; raise the error it met, if any."""
+        self._closing.set()
+        for sock in (self.sock, self._current):
+            if sock is not None:  # shutdown wakes a blocked accept() or recv()
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+        self.thread.join(STOP_TIMEOUT)
         self.sock.close()
-        self.thread.join(timeout=5)
+        assert not self.thread.is_alive(), "the scripted server's thread did not end"
+        if self.errors:
+            raise AssertionError(
+                f"the scripted server failed: {self.errors[0]!r}"
+            ) from self.errors[0]
 
 
 def _read_request(connection: socket.socket) -> bytes:
@@ -166,5 +184,4 @@ def scripted() -> Iterator[Callable[[list[list[bytes]]], ScriptedServer]]:
         return server
 
     yield start
-    for server in servers:
-        server.close()
+    stop_all(servers)

@@ -88,10 +88,64 @@ def test_the_logger_given_to_the_app_gets_its_lines() -> None:
     assert (first["event"], first["http_status"]) == ("Raising 4xx error", 404)
 
 
-def test_the_swagger_ui_is_off_unless_asked_for() -> None:
-    event = testing.http_api_event("GET", "/v1/ui/")
+def swagger_ui(app: Any) -> bool:
+    """Whether connexion serves the Swagger UI of the app's (first) API."""
+    chosen = app.middleware.apis[0].kwargs["swagger_ui_options"]
+    if chosen is None:
+        chosen = app.middleware.options.swagger_ui_options
+    return chosen is not None and bool(chosen.swagger_ui)
 
-    assert catalog_app().call_api(event)["statusCode"] == 404
+
+def ui_on() -> Any:
+    connexion_module()
+    from connexion.options import SwaggerUIOptions
+
+    return SwaggerUIOptions(swagger_ui=True)
+
+
+def test_the_swagger_ui_is_off_by_default() -> None:
+    assert not swagger_ui(catalog_app())
+
+
+@pytest.mark.parametrize("where", ["app", "add_api", "connexion 1 options"])
+def test_the_swagger_ui_is_on_when_asked_for(where: str) -> None:
+    app_options: dict[str, Any] = {
+        "app": {"swagger_ui_options": ui_on()},
+        "add_api": {},
+        "connexion 1 options": {"options": {"swagger_ui": True}},
+    }[where]
+    api_options = {"swagger_ui_options": ui_on()} if where == "add_api" else {}
+    app = runtime.connexion.FleeceApp("ui", specification_dir=str(APPS), **app_options)
+    app.add_api("catalog.yaml", **api_options)
+
+    assert swagger_ui(app)
+
+
+def test_connexion_1_options_other_than_swagger_ui_are_refused() -> None:
+    with pytest.raises(TypeError, match=r"not \['swagger_path'\]"):
+        runtime.connexion.FleeceApp("x", options={"swagger_path": "/opt/ui"})
+
+
+def test_a_lifespan_is_refused() -> None:
+    with pytest.raises(TypeError, match="takes no lifespan"):
+        runtime.connexion.FleeceApp("x", lifespan=lambda app: None)
+
+
+def test_a_subclass_of_fleece_app_is_prepared_once() -> None:
+    class Mine(runtime.connexion.FleeceApp):  # type: ignore[misc,name-defined]
+        pass
+
+    app = runtime.get_connexion_app(
+        "catalog-mine", APPS / "catalog.yaml", app_class=Mine, cache_app=False
+    )
+
+    assert type(app) is Mine
+    assert app.started
+    assert len(app.middleware.error_handlers) == 4
+    event = template_event(
+        "GET", "/v1/items/{item_id}", path={"item_id": "2"}, query={"limit": "1"}
+    )
+    assert app.call_api(event)["name"] == "pan"
 
 
 def test_get_connexion_app_gives_a_started_fleece_app() -> None:
@@ -103,9 +157,18 @@ def test_get_connexion_app_gives_a_started_fleece_app() -> None:
         runtime._connexion_apps.pop("catalog-class", None)
 
 
-def test_run_refuses_a_server_other_than_uvicorn() -> None:
+@pytest.mark.parametrize(("where"), ["run", "app"])
+def test_run_refuses_connexion_1_s_tornado_and_gevent(where: str) -> None:
+    app = (
+        catalog_app()
+        if where == "run"
+        else runtime.connexion.FleeceApp(
+            "x", specification_dir=str(APPS), server="gevent"
+        )
+    )
+
     with pytest.raises(ValueError, match="serves with uvicorn"):
-        catalog_app().run(8080, server="tornado")
+        app.run(8080, server="tornado") if where == "run" else app.run(8080)
 
 
 def free_port() -> int:
@@ -121,17 +184,30 @@ def child_env() -> dict[str, str]:
     return env
 
 
-def test_app_run_with_a_port_serves_the_api_as_1x_s_readme_shows(
-    tmp_path: Path,
-) -> None:
+RUN_SCRIPTS = {
+    # fleece 1.x's README: the app of get_connexion_app, run on a port.
+    "readme": (
+        "app = r.connexion.get_connexion_app('catalog', SPEC)\n"
+        "app.run(PORT, host='127.0.0.1')\n"
+    ),
+    # connexion 1's constructor arguments, the port as a string (from a variable).
+    "constructor": (
+        "app = r.connexion.FleeceApp('catalog', specification_dir=APPS,"
+        " port='PORT', host='127.0.0.1', debug=True, server='flask')\n"
+        "app.add_api('catalog.yaml')\n"
+        "app.run()\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("script", RUN_SCRIPTS)
+def test_app_run_serves_the_api_as_connexion_1_did(tmp_path: Path, script: str) -> None:
     port = free_port()
-    script = (
-        "import fleece_runtime as r\n"
-        f"app = r.connexion.get_connexion_app('catalog', {str(APPS / 'catalog.yaml')!r})\n"
-        f"app.run({port}, host='127.0.0.1')\n"
-    )
+    code = "import fleece_runtime as r\n" + RUN_SCRIPTS[script].replace(
+        "SPEC", repr(str(APPS / "catalog.yaml"))
+    ).replace("APPS", repr(str(APPS))).replace("PORT", str(port))
     server = subprocess.Popen(
-        [sys.executable, "-c", script],
+        [sys.executable, "-c", code],
         cwd=tmp_path,
         env=child_env(),
         stdout=subprocess.PIPE,
@@ -142,7 +218,11 @@ def test_app_run_with_a_port_serves_the_api_as_1x_s_readme_shows(
         answer = get_when_up(f"http://127.0.0.1:{port}/v1/items/1", server)
     finally:
         server.send_signal(signal.SIGINT)
-        output, _ = server.communicate(timeout=30)
+        try:
+            output, _ = server.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            output, _ = server.communicate()
 
     assert json.loads(answer)["name"] == "kettle"
     assert server.returncode == 0, output

@@ -354,17 +354,19 @@ def test_threads_keep_the_current_token_while_one_refreshes_it(
     endpoint.held = threading.Event()
     refresher = threading.Thread(target=token.token)
     refresher.start()
-    for _ in range(500):  # until the refresh is in flight
-        if endpoint.server.attempts == 2:
-            break
-        time.sleep(0.01)
-    assert endpoint.server.attempts == 2
+    try:
+        for _ in range(500):  # until the refresh is in flight
+            if endpoint.server.attempts == 2:
+                break
+            time.sleep(0.01)
+        assert endpoint.server.attempts == 2
 
-    started = time.monotonic()
-    current = token.token()  # waiting for the held refresh would take 10 s
-    waited = time.monotonic() - started
-    endpoint.held.set()
-    refresher.join()
+        started = time.monotonic()
+        current = token.token()  # waiting for the held refresh would take 10 s
+        waited = time.monotonic() - started
+    finally:
+        endpoint.held.set()
+        refresher.join()
 
     assert current == "opaque-token-1"
     assert waited < 2
