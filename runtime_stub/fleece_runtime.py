@@ -9356,34 +9356,25 @@ def _parsed_proxy(url: str, where: str) -> _Proxy:
 
     if "://" not in url:
         url = f"http://{url}"  # host:port, as curl and requests read it
+    scheme = url.partition("://")[0].lower()
     problem = None
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError as error:
-        problem = str(error)
+    if scheme == "https":
+        problem = (
+            "TLS to the proxy (https://) is not supported: give its http:// URL "
+            "(https targets stay TLS end to end, through a tunnel)"
+        )
+    elif scheme != "http":
+        problem = f"{scheme}:// proxies are not supported: give an http:// URL"
     else:
-        if parts.scheme == "https":
-            problem = (
-                "TLS to the proxy (https://) is not supported: give its http:// "
-                "URL (https targets stay TLS end to end, through a tunnel)"
-            )
-        elif parts.scheme != "http":
-            problem = (
-                f"{parts.scheme}:// proxies are not supported: give an http:// URL"
-            )
-        elif not parts.hostname:
-            problem = "it has no host"
-        elif (
-            parts.path not in ("", "/")
-            or parts.query
-            or parts.fragment
-            or " " in url
-            or not url.isprintable()
-        ):
+        try:
+            _, host, port, target = _split_url(url)
+        except ValueError as error:
+            raise ValueError(f"{where}: {error}") from None
+        if target != "/" or "#" in url:
             problem = "a proxy URL is http://[user:password@]host[:port]"
     if problem is not None:
         raise ValueError(f"{where}: unusable proxy URL {_masked_url(url)!r}: {problem}")
+    parts = urlsplit(url)
     authorization = None
     if parts.username or parts.password:
         from base64 import b64encode
@@ -9393,10 +9384,7 @@ def _parsed_proxy(url: str, where: str) -> _Proxy:
             unquote_to_bytes(parts.password or ""),
         )
         authorization = f"Basic {b64encode(pair).decode('ascii')}"
-    assert parts.hostname is not None
-    return _Proxy(
-        parts.hostname, port or 80, authorization, _masked_url(url).rstrip("/")
-    )
+    return _Proxy(host, port, authorization, _masked_url(url).rstrip("/"))
 
 
 def _no_proxy_entries(
