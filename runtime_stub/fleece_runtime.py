@@ -7907,6 +7907,7 @@ _HTTP_BACKOFF = 0.2
 _HTTP_MAX_DELAY = 20.0
 _HTTP_RETRY_STATUSES = frozenset({429, 502, 503, 504})
 _HTTP_POOL_SIZE = 10
+_HTTP_ROUTES = 256  # origins whose proxy decision a client keeps
 _IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 _RESPONSE_PARAMETERS = ("response", "response_body", "response_code")
 _MASK = "***"
@@ -7971,6 +7972,31 @@ class HttpClient:
       the host name, else ``AWS_REGION``.
     - ``verify``: check TLS certificates (True), or the path of a CA bundle,
       or False. ``pool_size``: idle connections kept per host.
+    - ``proxies``: the HTTP proxy for each scheme of the targets,
+      ``{"https": "http://proxy:3128", "http": ...}`` (either key
+      optional, and ``"no_proxy"`` as below), in place of the
+      environment's; ``{}`` or False: none. By default (None, with
+      ``trust_env=True``) they come from the environment, as requests and
+      botocore read it: ``https_proxy``, ``http_proxy``, else
+      ``all_proxy``, and ``no_proxy`` (each in lower case, else in UPPER
+      case). The variables are read once, when the client is created
+      (usually at import, beside the handler), never later;
+      ``trust_env=False`` ignores them. NO_PROXY lists the hosts reached
+      directly, separated by commas or spaces: a name matches itself and
+      its subdomains (``example.com`` and ``.example.com`` both match
+      ``api.example.com``), an IP address or range (``10.0.0.0/8``)
+      matches hosts given by address, ``:port`` limits an entry to that
+      port, and ``*`` turns proxies off. A proxy URL is
+      ``http://[user:password@]host[:port]`` (``host:port`` alone means
+      http); its percent-encoded credentials are sent in
+      ``Proxy-Authorization`` and never logged. An https:// or other
+      proxy URL raises ``ValueError``. http:// targets are asked of the
+      proxy by their absolute URL, on connections to the proxy kept for
+      every host; https:// targets go through a ``CONNECT`` tunnel with
+      TLS end to end, checked as ``verify`` says. The connect timeout
+      bounds connecting to the proxy and opening the tunnel. A tunnel the
+      proxy refuses raises `HttpConnectionError` (a refusal in the 4xx
+      range, 407 or 403, is not retried).
     - ``lambda_config``: a botocore ``Config`` merged over the defaults of
       the Lambda invocations of `method` (see `invoke`).
 
@@ -7979,7 +8005,7 @@ class HttpClient:
     reach a log line or an error message: the values of credentials,
     cookies, tokens and signatures in headers and query strings are masked,
     and bodies are never logged. Redirects are not followed: a 3xx answer
-    is returned as it is. Proxies are not supported.
+    is returned as it is.
     """
 
     def __init__(
@@ -7997,6 +8023,8 @@ class HttpClient:
         max_delay: float = _HTTP_MAX_DELAY,
         retry_statuses: Iterable[int] = _HTTP_RETRY_STATUSES,
         verify: bool | str = True,
+        proxies: Mapping[str, str | None] | bool | None = None,
+        trust_env: bool = True,
         pool_size: int = _HTTP_POOL_SIZE,
         lambda_config: Any = None,
     ) -> None:
@@ -8022,10 +8050,12 @@ class HttpClient:
         if not isinstance(verify, bool | str):
             raise TypeError(f"verify must be True, False or a path, not {verify!r}")
         self.verify = verify
+        self._proxies, self._no_proxy = _proxy_settings(proxies, trust_env)
+        self._routes: dict[tuple[str, str, int], _Proxy | None] = {}
         self.pool_size = _count("pool_size", pool_size)
         self.lambda_config = lambda_config
         self._credentials = credentials
-        self._idle: dict[tuple[str, str, int], list[Any]] = {}
+        self._idle: dict[tuple[str | int, ...], list[Any]] = {}
         self._lock = threading.Lock()
         self._deadline: contextvars.ContextVar[Deadline | None] = (
             contextvars.ContextVar("fleece_http_deadline", default=None)
@@ -8071,6 +8101,8 @@ class HttpClient:
         verb = _http_method(method)
         full_url = self._url(url, params)
         scheme, host, port, target = _split_url(full_url)
+        origin = (scheme, host, port)
+        proxy = self._proxy_for(origin) if self._proxies else None
         body, content_type = _request_body(json, data)
         request_headers = {
             "User-Agent": self._user_agent,
@@ -8088,12 +8120,13 @@ class HttpClient:
         request = _HttpRequest(
             verb,
             full_url,
-            (scheme, host, port),
+            origin,
             target,
             body,
             request_headers,
             verb in _IDEMPOTENT_METHODS if idempotent is None else idempotent,
             signing,
+            proxy,
         )
         limits = self.timeout if timeout is None else _http_timeouts(timeout)
         attempts = 1 + (self.retries if retries is None else _count("retries", retries))
@@ -8104,6 +8137,7 @@ class HttpClient:
             response = self._send(request, limits, attempts, self._current_deadline())
             call.record(response.status, len(response.content))
         if self._log.isEnabledFor(logging.DEBUG):
+            via: dict[str, Any] = {} if proxy is None else {"proxy": proxy.shown}
             self._log.debug(
                 "HTTP request",
                 method=verb,
@@ -8112,6 +8146,7 @@ class HttpClient:
                 attempts=response.attempts,
                 elapsed=round(time.monotonic() - started, 6),
                 headers=_masked_headers(request_headers),
+                **via,
             )
         return response
 
@@ -8269,6 +8304,21 @@ class HttpClient:
                 url = f"{url}{'&' if '?' in url else '?'}{query}"
         return url
 
+    def _proxy_for(self, origin: tuple[str, str, int]) -> _Proxy | None:
+        """The proxy of the requests to ``origin`` (None: direct), decided once."""
+        try:
+            return self._routes[origin]
+        except KeyError:
+            pass
+        scheme, host, port = origin
+        proxy = self._proxies.get(scheme)
+        if proxy is not None and _bypasses_proxy(self._no_proxy, host, port):
+            proxy = None
+        if len(self._routes) >= _HTTP_ROUTES:  # a client calling ever new hosts
+            self._routes.clear()
+        self._routes[origin] = proxy
+        return proxy
+
     def _current_deadline(self) -> Deadline | None:
         """The soonest of the block's deadline, the invocation's and total_timeout."""
         by_block = self._deadline.get()
@@ -8425,11 +8475,14 @@ class HttpClient:
         """One exchange on a kept or a new connection; `_AttemptError` on failure."""
         import http.client
 
-        key = request.origin
+        key = request.pool
         connection = self._take(key)
         reused = connection is not None
         if connection is None:
-            connection = self._connect(key, connect_timeout)
+            connection = self._connect(request, connect_timeout)
+        proxy = request.proxy
+        if proxy is not None and proxy.authorization and request.origin[0] == "http":
+            headers = {**headers, "Proxy-Authorization": proxy.authorization}
         started = time.monotonic()
         try:
             connection.sock.settimeout(read_timeout)
@@ -8463,28 +8516,35 @@ class HttpClient:
             time.monotonic() - started,
         )
 
-    def _connect(self, key: tuple[str, str, int], timeout: float) -> Any:
-        import http.client
-        import ssl
+    def _connect(self, request: _HttpRequest, timeout: float) -> Any:
+        """A new connection to the request's origin, or through its proxy.
 
-        scheme, host, port = key
+        Through a proxy, an https origin is reached through a CONNECT tunnel
+        (TLS to the origin inside it); ``timeout`` bounds the TCP connection,
+        the tunnel's exchange and the TLS handshake alike.
+        """
+        import http.client
+
+        scheme, host, port = request.origin
+        proxy = request.proxy
+        address = (host, port) if proxy is None else (proxy.host, proxy.port)
         connection: http.client.HTTPConnection
         if scheme == "https":
             connection = http.client.HTTPSConnection(
-                host, port, timeout=timeout, context=_ssl_context(self.verify)
+                *address, timeout=timeout, context=_ssl_context(self.verify)
             )
+            if proxy is not None:
+                connection.set_tunnel(host, port, proxy.tunnel_headers())
         else:
-            connection = http.client.HTTPConnection(host, port, timeout=timeout)
+            connection = http.client.HTTPConnection(*address, timeout=timeout)
         try:
             connection.connect()
-        except OSError as error:
-            connection.close()
-            # A certificate that does not verify will not verify on a retry.
-            fatal = isinstance(error, ssl.SSLCertVerificationError)
-            raise _AttemptError(error, sent=False, retryable=not fatal) from error
+        except (OSError, http.client.HTTPException) as error:
+            connection.close()  # a proxy's malformed answer is an HTTPException
+            raise _connect_failure(error, request) from error
         return connection
 
-    def _take(self, key: tuple[str, str, int]) -> Any:
+    def _take(self, key: tuple[str | int, ...]) -> Any:
         """A kept connection to ``key`` the server has not closed, or None."""
         while True:
             with self._lock:
@@ -8496,7 +8556,7 @@ class HttpClient:
                 return connection
             connection.close()
 
-    def _give(self, key: tuple[str, str, int], connection: Any) -> None:
+    def _give(self, key: tuple[str | int, ...], connection: Any) -> None:
         with self._lock:
             idle = self._idle.setdefault(key, [])
             if len(idle) < self.pool_size:
@@ -8687,6 +8747,8 @@ class _HttpRequest:
         "idempotent",
         "method",
         "origin",
+        "pool",
+        "proxy",
         "signing",
         "target",
         "url",
@@ -8702,15 +8764,20 @@ class _HttpRequest:
         headers: dict[str, str],
         idempotent: bool,
         signing: tuple[str, str] | None,
+        proxy: _Proxy | None,
     ) -> None:
         self.method = method
         self.url = url
-        self.origin = origin  # (scheme, host, port): the pool's key
-        self.target = target  # path and query
+        self.origin = origin  # (scheme, host, port)
         self.body = body
         self.headers = headers
         self.idempotent = idempotent
         self.signing = signing
+        self.proxy = proxy
+        self.pool: tuple[str | int, ...] = origin  # the pool's key
+        self.target = target  # path and query: the request line's target
+        if proxy is not None:
+            self.pool, self.target = proxy.route(origin, target)
 
 
 class _AttemptError(Exception):
@@ -8723,13 +8790,53 @@ class _AttemptError(Exception):
         sent: bool,
         stale: bool = False,
         retryable: bool = True,
+        reason: str | None = None,
     ) -> None:
         super().__init__(str(error))
         self.error = error
         self.sent = sent  # the request may have reached the server
         self.stale = stale  # a kept connection was closed before any answer
         self.retryable = retryable
-        self.reason = f"{type(error).__name__}: {error}".rstrip(": ")
+        self.reason = reason or f"{type(error).__name__}: {error}".rstrip(": ")
+
+
+class _Proxy:
+    """An HTTP proxy of `HttpClient`: its address, its credentials, its URL masked."""
+
+    __slots__ = ("authorization", "host", "port", "shown")
+
+    def __init__(
+        self, host: str, port: int, authorization: str | None, shown: str
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.authorization = authorization  # the Proxy-Authorization value
+        self.shown = shown  # the URL for messages, its password masked
+
+    def __repr__(self) -> str:
+        return f"<proxy {self.shown}>"
+
+    def route(
+        self, origin: tuple[str, str, int], target: str
+    ) -> tuple[tuple[str | int, ...], str]:
+        """(pool key, request target) of a request to ``origin`` through the proxy.
+
+        An https origin has tunnels of its own. Plain HTTP requests to any
+        origin share the connections to the proxy, naming their absolute URL.
+        """
+        scheme, host, port = origin
+        if scheme == "https":
+            return (scheme, host, port, self.host, self.port), target
+        authority = f"[{host}]" if ":" in host else host
+        if port != 80:
+            authority = f"{authority}:{port}"
+        return ("proxy", self.host, self.port), f"http://{authority}{target}"
+
+    def tunnel_headers(self) -> dict[str, str]:
+        """The headers of a CONNECT: a new dict each time (http.client adds Host)."""
+        if self.authorization is None:
+            return {}
+        return {"Proxy-Authorization": self.authorization}
 
 
 class _DeadlineScope:
@@ -9200,6 +9307,210 @@ def _dropped(sock: Any) -> bool:
         return bool(poller.poll(0))
     except (OSError, ValueError):
         return True
+
+
+def _connect_failure(error: Exception, request: _HttpRequest) -> _AttemptError:
+    """What a connection that could not be opened allows (it carried nothing)."""
+    import ssl
+
+    proxy = request.proxy
+    if isinstance(error, ssl.SSLCertVerificationError):
+        # A certificate that does not verify will not verify on a retry.
+        return _AttemptError(error, sent=False, retryable=False)
+    if proxy is None:
+        return _AttemptError(error, sent=False)
+    # http.client's words for a CONNECT answered with another status than 200.
+    words = str(error).removeprefix("Tunnel connection failed: ")
+    status, _, phrase = words.partition(" ")
+    if type(error) is OSError and words != str(error) and status.isdigit():
+        _, host, port = request.origin
+        refusal = int(status)
+        return _AttemptError(
+            error,
+            sent=False,
+            # 407 (credentials) and 403 (not allowed) will be refused again.
+            retryable=refusal >= 500 or refusal in (408, 429),
+            reason=f"the proxy {proxy.shown} refused the tunnel to {host}:{port}: "
+            f"{refusal} {phrase}".rstrip(),
+        )
+    failure = _AttemptError(error, sent=False)
+    failure.reason += f" (proxy {proxy.shown})"
+    return failure
+
+
+def _proxy_settings(
+    proxies: object, trust_env: object
+) -> tuple[dict[str, _Proxy], tuple[tuple[str, int | None], ...]]:
+    """`HttpClient`'s proxy per target scheme, and the NO_PROXY entries bypassing them."""
+    if not isinstance(trust_env, bool):
+        raise TypeError(f"trust_env must be True or False, not {trust_env!r}")
+    settings: dict[str, tuple[str, str]] = {}  # scheme -> (where it is set, URL)
+    if proxies is None:
+        if not trust_env:
+            return {}, ()
+        for scheme in ("http", "https"):
+            setting = _environment_setting(f"{scheme}_proxy")
+            if not setting[1]:
+                setting = _environment_setting("all_proxy")
+            if setting[1]:
+                settings[scheme] = setting
+        no_proxy = _environment_setting("no_proxy")
+    elif proxies is False:
+        return {}, ()
+    elif isinstance(proxies, Mapping):
+        for key, value in proxies.items():
+            if key not in ("http", "https", "no_proxy"):
+                raise ValueError(
+                    f"proxies: unknown key {key!r} (the keys are 'http', 'https' "
+                    f"and 'no_proxy')"
+                )
+            if value is not None and not isinstance(value, str):
+                raise TypeError(
+                    f"proxies[{key!r}] must be text, not {type(value).__name__}"
+                )
+            if value and key != "no_proxy":
+                settings[key] = (f"proxies[{key!r}]", value)
+        no_proxy = ("proxies['no_proxy']", proxies.get("no_proxy") or "")
+    else:
+        raise TypeError(
+            f"proxies must be a mapping ({{'https': 'http://proxy:3128'}}), None "
+            f"or False, not {type(proxies).__name__}"
+        )
+    chosen = {
+        scheme: _parsed_proxy(url, where) for scheme, (where, url) in settings.items()
+    }
+    if not chosen:
+        return {}, ()  # NO_PROXY has nothing to bypass
+    bypassing = _no_proxy_entries(*no_proxy)
+    return ({}, ()) if bypassing is None else (chosen, bypassing)
+
+
+def _environment_setting(name: str) -> tuple[str, str]:
+    """(variable, value) of ``name`` in lower case, else UPPER case (empty: unset).
+
+    The lower-case variable wins, as with urllib and requests.
+    """
+    for variable in (name, name.upper()):
+        value = os.environ.get(variable)
+        if value is not None:
+            return variable, value.strip()
+    return name.upper(), ""
+
+
+def _parsed_proxy(url: str, where: str) -> _Proxy:
+    """The proxy at ``url``; ``ValueError`` naming ``where`` and the URL, masked."""
+    from urllib.parse import unquote_to_bytes, urlsplit
+
+    if "://" not in url:
+        url = f"http://{url}"  # host:port, as curl and requests read it
+    scheme = url.partition("://")[0].lower()
+    problem = None
+    if scheme == "https":
+        problem = (
+            "TLS to the proxy (https://) is not supported: give its http:// URL "
+            "(https targets stay TLS end to end, through a tunnel)"
+        )
+    elif scheme != "http":
+        problem = f"{scheme}:// proxies are not supported: give an http:// URL"
+    else:
+        try:
+            _, host, port, target = _split_url(url)
+        except ValueError as error:
+            raise ValueError(f"{where}: {error}") from None
+        if target != "/" or "#" in url:
+            problem = "a proxy URL is http://[user:password@]host[:port]"
+    if problem is not None:
+        raise ValueError(f"{where}: unusable proxy URL {_masked_url(url)!r}: {problem}")
+    parts = urlsplit(url)
+    authorization = None
+    if parts.username or parts.password:
+        from base64 import b64encode
+
+        pair = b"%s:%s" % (
+            unquote_to_bytes(parts.username or ""),
+            unquote_to_bytes(parts.password or ""),
+        )
+        authorization = f"Basic {b64encode(pair).decode('ascii')}"
+    return _Proxy(host, port, authorization, _masked_url(url).rstrip("/"))
+
+
+def _no_proxy_entries(
+    where: str, text: str
+) -> tuple[tuple[str, int | None], ...] | None:
+    """NO_PROXY's entries: (host, domain or address range; port or None).
+
+    None for ``*``: no proxy at all. ``ValueError`` for an entry that is
+    none of these.
+    """
+    entries = []
+    for entry in text.replace(",", " ").split():
+        if entry == "*":
+            return None
+        host, port = entry, None
+        if entry.startswith("["):  # [IPv6 address] or [IPv6 address]:port
+            host, closed, rest = entry[1:].partition("]")
+            port = rest[1:] if closed and rest.startswith(":") else None
+            usable = bool(closed) and (port is not None or not rest)
+        else:
+            if entry.count(":") == 1:  # name:port or IPv4:port; more: IPv6
+                host, _, port = entry.partition(":")
+            usable = True
+        host = host.lower().removeprefix("*.").strip(".")
+        usable = (
+            usable
+            and bool(host)
+            and (port is None or (port.isascii() and port.isdigit()))
+            and (port is None or 0 < int(port) < 65536)
+        )
+        if usable and "/" in host:  # an address range: checked now, not at a request
+            import ipaddress
+
+            try:
+                ipaddress.ip_network(host, strict=False)
+            except ValueError:
+                usable = False
+        if not usable:
+            raise ValueError(
+                f"{where}: {entry!r} is not a host name, a domain (.example.com), "
+                f"an IP address or range (10.0.0.0/8), with an optional :port, "
+                f"nor *"
+            )
+        entries.append((host, None if port is None else int(port)))
+    return tuple(entries)
+
+
+def _bypasses_proxy(
+    entries: tuple[tuple[str, int | None], ...], host: str, port: int
+) -> bool:
+    """Whether NO_PROXY's ``entries`` send the requests to ``host:port`` direct."""
+    address = _ip_address(host)
+    for name, only_port in entries:
+        if only_port is not None and only_port != port:
+            continue
+        if address is None:
+            matched = host == name or host.endswith(f".{name}")
+        else:
+            import ipaddress
+
+            try:
+                matched = address in ipaddress.ip_network(name, strict=False)
+            except ValueError:  # a name: an address matches addresses only
+                matched = False
+        if matched:
+            return True
+    return False
+
+
+def _ip_address(host: str) -> Any:
+    """``host`` as an ``ipaddress`` address, or None when it is a name."""
+    if not (host[-1:].isdigit() or ":" in host):
+        return None
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        return None
 
 
 @functools.cache

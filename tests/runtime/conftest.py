@@ -55,6 +55,10 @@ def clean_runtime(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     # The variables a Lambda environment sets: each test sets its own.
     for name in ("AWS_LAMBDA_LOG_LEVEL", "LOG_LEVEL", "SERVICE_NAME"):
         monkeypatch.delenv(name, raising=False)
+    # A proxy of the machine's must not come between the tests and 127.0.0.1.
+    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
     fleece_runtime._default_line_formatter.cache_clear()
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level

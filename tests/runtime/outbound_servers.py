@@ -1,22 +1,27 @@
-"""Helpers of the outbound tests: log lines, TLS, scripted sockets."""
+"""Helpers of the outbound tests: log lines, TLS, scripted sockets, a forward proxy."""
 
+import base64
 import contextlib
 import datetime
+import http.client
 import io
 import ipaddress
 import json
+import select
 import socket
 import ssl
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
 from tests.runtime.runtime_servers import HttpServer
-from tests.servers import STOP_TIMEOUT, stop_all
+from tests.servers import STOP_TIMEOUT, LocalHttpServer, pause, stop_all
 
 
 def lines(stream: io.StringIO) -> list[dict[str, Any]]:
@@ -185,3 +190,155 @@ def scripted() -> Iterator[Callable[[list[list[bytes]]], ScriptedServer]]:
 
     yield start
     stop_all(servers)
+
+
+@dataclass
+class ProxiedRequest:
+    """A request line a `ForwardProxy` read, and its Proxy-Authorization."""
+
+    line: str
+    authorization: str | None
+
+
+# Headers of one hop, not forwarded (RFC 9110, 7.6.1), and those the proxy's
+# own answer writes.
+HOP_BY_HOP = {"connection", "keep-alive", "proxy-authorization", "proxy-connection"}
+WRITTEN = {"content-length", "transfer-encoding", "server", "date", *HOP_BY_HOP}
+
+
+class ForwardProxy:
+    """An HTTP forward proxy on 127.0.0.1, as an egress proxy of a VPC.
+
+    A request in absolute form (``GET http://host:port/path``) is forwarded
+    to its target in origin form, without the proxy's own headers, and the
+    answer sent back on the kept-alive connection. ``CONNECT host:port``
+    opens a tunnel: bytes are relayed both ways until either side hangs up
+    (or the proxy stops). A request in origin form is for the proxy itself:
+    200 ``proxy``. Every request line and its Proxy-Authorization are kept
+    in `requests`; `connections` counts the client connections.
+
+    Settings: `credentials` (``user:password``): a request without them is
+    answered 407; `refuse`: every CONNECT is answered with this status;
+    `hang`: a CONNECT is answered only when the proxy stops.
+    """
+
+    def __init__(self) -> None:
+        self.requests: list[ProxiedRequest] = []
+        self.connections = 0
+        self.credentials: str | None = None
+        self.refuse: int | None = None
+        self.hang = False
+        self.lock = threading.Lock()
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def setup(self) -> None:
+                super().setup()
+                with proxy.lock:
+                    proxy.connections += 1
+
+            def do_CONNECT(self) -> None:
+                self.close_connection = True
+                refusal = proxy.refusal(self) or proxy.refuse
+                if proxy.hang:
+                    pause(self, 60.0)
+                    return
+                if refusal is not None:
+                    self.answer(refusal, b"")
+                    return
+                host, _, port = self.path.rpartition(":")
+                with socket.create_connection((host, int(port)), timeout=5) as target:
+                    self.send_response(200, "Connection established")
+                    self.end_headers()
+                    relay(self.connection, target, proxy.httpd.closing)
+
+            def forward(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                refusal = proxy.refusal(self)
+                url = urlsplit(self.path)
+                if refusal is not None or not url.scheme:
+                    self.answer(refusal or 200, b"" if refusal else b"proxy")
+                    return
+                headers = {
+                    name: value
+                    for name, value in self.headers.items()
+                    if name.lower() not in HOP_BY_HOP
+                }
+                path = f"{url.path}?{url.query}" if url.query else url.path
+                target = http.client.HTTPConnection(
+                    url.hostname or "", url.port or 80, timeout=10
+                )
+                try:
+                    target.request(self.command, path, body, headers)
+                    answer = target.getresponse()
+                    content = answer.read()
+                finally:
+                    target.close()
+                self.send_response(answer.status, answer.reason)
+                for name, value in answer.getheaders():
+                    if name.lower() not in WRITTEN:
+                        self.send_header(name, value)
+                self.answer_body(content)
+
+            do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = forward
+
+            def answer(self, status: int, content: bytes) -> None:
+                self.send_response(status)
+                if status == 407:
+                    self.send_header("Proxy-Authenticate", 'Basic realm="egress"')
+                self.answer_body(content)
+
+            def answer_body(self, content: bytes) -> None:
+                self.send_header("Content-Length", str(len(content)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(content)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.httpd = LocalHttpServer(Handler)
+        self.url = self.httpd.url
+        self.port = self.httpd.server_address[1]
+
+    def refusal(self, request: BaseHTTPRequestHandler) -> int | None:
+        """Keep the request; 407 when it lacks the credentials the proxy wants."""
+        authorization = request.headers.get("Proxy-Authorization")
+        with self.lock:
+            self.requests.append(ProxiedRequest(request.requestline, authorization))
+        if self.credentials is None:
+            return None
+        wanted = base64.b64encode(self.credentials.encode()).decode()
+        return None if authorization == f"Basic {wanted}" else 407
+
+    @property
+    def lines(self) -> list[str]:
+        """The request lines received, in order."""
+        return [request.line for request in self.requests]
+
+
+def relay(
+    client: socket.socket, target: socket.socket, closing: threading.Event
+) -> None:
+    """Copy bytes both ways until either side hangs up or ``closing`` is set."""
+    while not closing.is_set():
+        readable, _, _ = select.select([client, target], [], [], 0.05)
+        for sock in readable:
+            data = sock.recv(65536)
+            if not data:
+                return
+            (target if sock is client else client).sendall(data)
+
+
+@pytest.fixture
+def forward_proxy() -> Iterator[ForwardProxy]:
+    """A `ForwardProxy` on 127.0.0.1, stopped after the test."""
+    proxy = ForwardProxy()
+    proxy.httpd.start()
+    try:
+        yield proxy
+    finally:
+        proxy.httpd.stop()
