@@ -7976,8 +7976,8 @@ class HttpClient:
       ``{"https": "http://proxy:3128", "http": ...}`` (either key
       optional, and ``"no_proxy"`` as below), in place of the
       environment's; ``{}`` or False: none. By default (None, with
-      ``trust_env=True``) they come from the environment, as requests and
-      botocore read it: ``https_proxy``, ``http_proxy``, else
+      ``trust_env=True``) they come from the environment, as requests
+      reads it: ``https_proxy``, ``http_proxy``, else
       ``all_proxy``, and ``no_proxy`` (each in lower case, else in UPPER
       case). The variables are read once, when the client is created
       (usually at import, beside the handler), never later;
@@ -7986,15 +7986,18 @@ class HttpClient:
       its subdomains (``example.com`` and ``.example.com`` both match
       ``api.example.com``), an IP address or range (``10.0.0.0/8``)
       matches hosts given by address, ``:port`` limits an entry to that
-      port, and ``*`` turns proxies off. A proxy URL is
+      port, and ``*`` turns proxies off (an entry that is none of these is
+      skipped with a warning). A proxy URL is
       ``http://[user:password@]host[:port]`` (``host:port`` alone means
-      http); its percent-encoded credentials are sent in
-      ``Proxy-Authorization`` and never logged. An https:// or other
-      proxy URL raises ``ValueError``. http:// targets are asked of the
+      http); its credentials (split at the last ``@``, percent-decoded)
+      are sent in ``Proxy-Authorization`` and never logged. An https:// or
+      other proxy URL raises ``ValueError``. botocore (the Lambda
+      invocations of `method`) reads the environment its own way. http:// targets are asked of the
       proxy by their absolute URL, on connections to the proxy kept for
       every host; https:// targets go through a ``CONNECT`` tunnel with
       TLS end to end, checked as ``verify`` says. The connect timeout
-      bounds connecting to the proxy and opening the tunnel. A tunnel the
+      bounds each wait on the proxy while connecting and opening the
+      tunnel. A tunnel the
       proxy refuses raises `HttpConnectionError` (a refusal in the 4xx
       range, 407 or 403, is not retried).
     - ``lambda_config``: a botocore ``Config`` merged over the defaults of
@@ -8534,7 +8537,7 @@ class HttpClient:
                 *address, timeout=timeout, context=_ssl_context(self.verify)
             )
             if proxy is not None:
-                connection.set_tunnel(host, port, proxy.tunnel_headers())
+                connection.set_tunnel(_ascii_host(host), port, proxy.tunnel_headers())
         else:
             connection = http.client.HTTPConnection(*address, timeout=timeout)
         try:
@@ -8542,6 +8545,9 @@ class HttpClient:
         except (OSError, http.client.HTTPException) as error:
             connection.close()  # a proxy's malformed answer is an HTTPException
             raise _connect_failure(error, request) from error
+        except BaseException:
+            connection.close()
+            raise
         return connection
 
     def _take(self, key: tuple[str | int, ...]) -> Any:
@@ -8827,6 +8833,7 @@ class _Proxy:
         scheme, host, port = origin
         if scheme == "https":
             return (scheme, host, port, self.host, self.port), target
+        host = _ascii_host(host)
         authority = f"[{host}]" if ":" in host else host
         if port != 80:
             authority = f"{authority}:{port}"
@@ -9398,12 +9405,20 @@ def _environment_setting(name: str) -> tuple[str, str]:
 
 
 def _parsed_proxy(url: str, where: str) -> _Proxy:
-    """The proxy at ``url``; ``ValueError`` naming ``where`` and the URL, masked."""
-    from urllib.parse import unquote_to_bytes, urlsplit
+    """The proxy at ``url``; ``ValueError`` naming ``where`` and the URL, masked.
+
+    The user information is split off by hand, at the last ``@``, before
+    anything parses the URL: a password holding ``/``, ``?`` or ``#`` (not
+    percent-encoded) still works, and no parser's message can quote it.
+    """
+    from urllib.parse import unquote_to_bytes
 
     if "://" not in url:
         url = f"http://{url}"  # host:port, as curl and requests read it
-    scheme = url.partition("://")[0].lower()
+    scheme, _, rest = url.partition("://")
+    scheme = scheme.lower()
+    userinfo, at, address = rest.rpartition("@")
+    shown = f"{scheme}://{'***@' if at else ''}{address}"
     problem = None
     if scheme == "https":
         problem = (
@@ -9414,24 +9429,30 @@ def _parsed_proxy(url: str, where: str) -> _Proxy:
         problem = f"{scheme}:// proxies are not supported: give an http:// URL"
     else:
         try:
-            _, host, port, target = _split_url(url)
-        except ValueError as error:
-            raise ValueError(f"{where}: {error}") from None
-        if target != "/" or "#" in url:
-            problem = "a proxy URL is http://[user:password@]host[:port]"
+            _, host, port, target = _split_url(f"http://{address}")
+        except ValueError as error:  # about the address alone: no secret in it
+            problem = str(error).partition(": ")[2]
+        else:
+            if target != "/" or "#" in address:
+                problem = "a proxy URL is http://[user:password@]host[:port]"
     if problem is not None:
-        raise ValueError(f"{where}: unusable proxy URL {_masked_url(url)!r}: {problem}")
-    parts = urlsplit(url)
+        raise ValueError(
+            f"{where}: unusable proxy URL {_masked_url(shown)!r}: {problem}"
+        )
     authorization = None
-    if parts.username or parts.password:
+    if at:
         from base64 import b64encode
 
-        pair = b"%s:%s" % (
-            unquote_to_bytes(parts.username or ""),
-            unquote_to_bytes(parts.password or ""),
-        )
+        user, _, password = userinfo.partition(":")
+        pair = unquote_to_bytes(user) + b":" + unquote_to_bytes(password)
         authorization = f"Basic {b64encode(pair).decode('ascii')}"
-    return _Proxy(host, port, authorization, _masked_url(url).rstrip("/"))
+    authority = f"[{host}]" if ":" in host else host
+    return _Proxy(
+        host,
+        port,
+        authorization,
+        f"http://{'***@' if at else ''}{authority}:{port}",
+    )
 
 
 def _no_proxy_entries(
@@ -9439,8 +9460,10 @@ def _no_proxy_entries(
 ) -> tuple[tuple[str, int | None], ...] | None:
     """NO_PROXY's entries: (host, domain or address range; port or None).
 
-    None for ``*``: no proxy at all. ``ValueError`` for an entry that is
-    none of these.
+    None for ``*``: no proxy at all. An entry that is none of these is a
+    ``ValueError`` when given to the client (``proxies['no_proxy']``); in
+    the environment's variable, which other tools read too, it is skipped
+    with a warning, as requests and urllib skip it.
     """
     entries = []
     for entry in text.replace(",", " ").split():
@@ -9470,11 +9493,16 @@ def _no_proxy_entries(
             except ValueError:
                 usable = False
         if not usable:
-            raise ValueError(
-                f"{where}: {entry!r} is not a host name, a domain (.example.com), "
-                f"an IP address or range (10.0.0.0/8), with an optional :port, "
-                f"nor *"
+            problem = (
+                f"{entry!r} is not a host name, a domain (.example.com), an IP "
+                f"address or range (10.0.0.0/8), with an optional :port, nor *"
             )
+            if where.startswith("proxies"):
+                raise ValueError(f"{where}: {problem}")
+            get_logger("fleece_runtime.http").warning(
+                "NO_PROXY entry ignored", variable=where, problem=problem
+            )
+            continue
         entries.append((host, None if port is None else int(port)))
     return tuple(entries)
 
@@ -9483,6 +9511,7 @@ def _bypasses_proxy(
     entries: tuple[tuple[str, int | None], ...], host: str, port: int
 ) -> bool:
     """Whether NO_PROXY's ``entries`` send the requests to ``host:port`` direct."""
+    host = host.rstrip(".")  # the fully qualified api.example.com. too
     address = _ip_address(host)
     for name, only_port in entries:
         if only_port is not None and only_port != port:
@@ -9511,6 +9540,16 @@ def _ip_address(host: str) -> Any:
         return ipaddress.ip_address(host)
     except ValueError:
         return None
+
+
+def _ascii_host(host: str) -> str:
+    """``host`` as it goes on the wire: an internationalised name in IDNA (punycode)."""
+    if host.isascii():
+        return host
+    try:
+        return host.encode("idna").decode("ascii")
+    except UnicodeError:
+        raise ValueError(f"{host!r} is not a valid host name") from None
 
 
 @functools.cache

@@ -529,12 +529,17 @@ def test_the_invocation_s_deadline_bounds_the_retries(
 
     started = time.monotonic()
     with runtime.lambda_invocation(Context(remaining_ms=1500)):  # deadline: 1.0 s
-        response = client.get(http_server.url)
+        try:
+            attempts = client.get(http_server.url).attempts  # the last 503
+        except runtime.HttpTimeoutError as error:
+            # On a loaded machine the last attempt may be the one whose
+            # read the deadline cut short.
+            assert "no time left to retry before the deadline" in str(error)
+            attempts = error.attempts
     elapsed = time.monotonic() - started
 
-    assert response.status == 503
-    assert response.attempts > 1
-    assert 0.8 <= elapsed <= 1.0 + SLACK
+    assert attempts > 1
+    assert 0.8 <= elapsed <= 1.0 + SLACK  # not the 200 s of 1000 retries
 
 
 def test_a_handler_decorated_for_request_ids_sets_the_deadline(

@@ -55,7 +55,9 @@ def loopback_names(monkeypatch: pytest.MonkeyPatch) -> None:
     resolve = socket.getaddrinfo
 
     def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
-        if isinstance(host, str) and host.endswith(("example.com", "example.org")):
+        if isinstance(host, str) and host.rstrip(".").endswith(
+            ("example.com", "example.org")
+        ):
             host = "127.0.0.1"
         return resolve(host, *args, **kwargs)
 
@@ -252,6 +254,7 @@ def test_the_environment_is_read_when_the_client_is_created(
         ("127.0.0.1", "127.0.0.1"),
         ("127.0.0.1:{port}", "127.0.0.1"),
         ("127.0.0.0/8", "127.0.0.1"),
+        ("example.com", "api.example.com."),  # fully qualified
     ],
 )
 @pytest.mark.usefixtures("loopback_names")
@@ -337,17 +340,37 @@ def test_the_environment_s_no_proxy_does_not_apply_to_proxies_given(
     assert len(forward_proxy.lines) == 1
 
 
-@pytest.mark.parametrize(
-    "entry", ["proxy.local:port", "10.0.0.0/33", "[::1", "[::1]8080", ":3128"]
-)
-def test_a_malformed_no_proxy_entry_is_refused_when_the_client_is_created(
-    entry: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:3128")
-    monkeypatch.setenv("no_proxy", f"localhost,{entry}")
+MALFORMED_ENTRIES = ["proxy.local:port", "10.0.0.0/33", "[::1", "[::1]8080", ":3128"]
 
-    with pytest.raises(ValueError, match=r"^no_proxy: ") as raised:
-        runtime.HttpClient()
+
+@pytest.mark.parametrize("entry", MALFORMED_ENTRIES)
+def test_a_malformed_no_proxy_entry_of_the_environment_is_skipped_with_a_warning(
+    entry: str,
+    http_server: HttpServer,
+    forward_proxy: ForwardProxy,
+    monkeypatch: pytest.MonkeyPatch,
+    stream: io.StringIO,
+) -> None:
+    # Other tools read the same variable and skip what they cannot read.
+    monkeypatch.setenv("HTTP_PROXY", forward_proxy.url)
+    monkeypatch.setenv("no_proxy", f"{entry},127.0.0.1")
+
+    assert runtime.HttpClient().get(http_server.url).status == 200
+
+    assert forward_proxy.requests == []  # the entry after it still counts
+    [warning] = events(stream, "NO_PROXY entry ignored")
+    assert warning["variable"] == "no_proxy"
+    assert repr(entry) in warning["problem"]
+
+
+@pytest.mark.parametrize("entry", MALFORMED_ENTRIES)
+def test_a_malformed_no_proxy_entry_given_is_refused_when_the_client_is_created(
+    entry: str,
+) -> None:
+    with pytest.raises(ValueError, match=r"^proxies\['no_proxy'\]: ") as raised:
+        runtime.HttpClient(
+            proxies={"http": "http://127.0.0.1:3128", "no_proxy": f"localhost,{entry}"}
+        )
 
     assert repr(entry) in str(raised.value)
 
@@ -423,11 +446,9 @@ def test_proxy_credentials_never_reach_the_log_lines(
     ]
     assert not [secret for secret in (PASSWORD, ENCODED, BASIC[6:]) if secret in text]
     [request] = events(debug_lines, "HTTP request")
-    assert request["proxy"] == f"http://user:***@127.0.0.1:{forward_proxy.port}"
+    assert request["proxy"] == f"http://***@127.0.0.1:{forward_proxy.port}"
     assert "Proxy-Authorization" not in request["headers"]
-    assert (
-        "(proxy http://user:***@127.0.0.1:" in events(debug_lines, RETRIED)[1]["reason"]
-    )
+    assert "(proxy http://***@127.0.0.1:" in events(debug_lines, RETRIED)[1]["reason"]
 
 
 def test_proxy_credentials_never_reach_errors_answers_or_reprs(
@@ -459,7 +480,86 @@ def test_proxy_credentials_never_reach_errors_answers_or_reprs(
         for secret in (PASSWORD, ENCODED, BASIC[6:])
         if secret in text
     ]
-    assert "user:***@" in str(refused.value) and "user:***@" in str(down.value)
+    assert "http://***@" in str(refused.value) and "http://***@" in str(down.value)
+
+
+@pytest.mark.parametrize(
+    "password", ["se/cret", "se?cret", "se#cret", "se@cret", "s\u00e9\uff03cret"]
+)
+def test_a_password_works_without_percent_encoding(
+    password: str, http_server: HttpServer, forward_proxy: ForwardProxy
+) -> None:
+    forward_proxy.credentials = f"user:{password}"
+    url = f"http://user:{password}@127.0.0.1:{forward_proxy.port}"
+
+    assert runtime.HttpClient(proxies={"http": url}).get(http_server.url).status == 200
+    assert forward_proxy.requests[0].authorization == (
+        "Basic " + base64.b64encode(f"user:{password}".encode()).decode()
+    )
+
+
+@pytest.mark.parametrize(
+    "userinfo",
+    [
+        "t0kenSECRET",
+        "user:se/cretSECRET",
+        "user:se#cretSECRET",
+        "user:s\u00e9\uff03cretSECRET",
+    ],
+)
+def test_the_credentials_of_an_unusable_proxy_url_never_reach_the_error(
+    userinfo: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HTTP_PROXY", f"http://{userinfo}@proxy.local:port")
+
+    with pytest.raises(ValueError) as raised:
+        runtime.HttpClient()
+
+    assert "SECRET" not in str(raised.value) and "cret" not in str(raised.value)
+    assert "'http://***@proxy.local:port'" in str(raised.value)
+
+
+def test_a_user_name_alone_is_masked_too(
+    http_server: HttpServer, debug_lines: io.StringIO
+) -> None:
+    client = runtime.HttpClient(
+        proxies={"http": f"http://t0kenSECRET@127.0.0.1:{closed_port()}"},
+        retries=1,
+        backoff=0.01,
+    )
+
+    with pytest.raises(runtime.HttpConnectionError) as down:
+        client.get(http_server.url)
+
+    texts = [str(down.value), repr(down.value), debug_lines.getvalue()]
+    assert not [text for text in texts if "t0kenSECRET" in text]
+    assert "(proxy http://***@127.0.0.1:" in str(down.value)
+
+
+@pytest.mark.usefixtures("loopback_names")
+def test_an_internationalised_host_is_asked_of_the_proxy_in_idna(
+    http_server: HttpServer, forward_proxy: ForwardProxy
+) -> None:
+    port = port_of(http_server)
+    client = runtime.HttpClient(proxies={"http": forward_proxy.url})
+
+    assert client.get(f"http://bücher.example.com:{port}/x").status == 200
+    assert forward_proxy.lines == [
+        f"GET http://xn--bcher-kva.example.com:{port}/x HTTP/1.1"
+    ]
+
+
+@pytest.mark.usefixtures("loopback_names")
+def test_an_internationalised_host_is_tunnelled_to_in_idna(
+    tls_server: HttpServer, forward_proxy: ForwardProxy
+) -> None:
+    port = port_of(tls_server)
+    client = runtime.HttpClient(proxies={"https": forward_proxy.url}, verify=False)
+
+    assert client.get(f"https://bücher.example.com:{port}/x").status == 200
+    assert forward_proxy.lines[0].startswith(
+        f"CONNECT xn--bcher-kva.example.com:{port} HTTP/1."
+    )
 
 
 # Refusals and failures -------------------------------------------------------
@@ -586,7 +686,7 @@ def test_an_unusable_proxy_url_given_is_refused_naming_its_key() -> None:
         runtime.HttpClient(proxies={"http": "https://user:secret@proxy.local:3128"})
 
     assert str(raised.value).startswith(
-        "proxies['http']: unusable proxy URL 'https://user:***@proxy.local:3128'"
+        "proxies['http']: unusable proxy URL 'https://***@proxy.local:3128'"
     )
 
 
