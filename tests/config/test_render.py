@@ -152,8 +152,10 @@ def test_a_100_kb_config_takes_one_concurrent_round_trip_and_none_at_import(
         )
     assert loaded["config"]["big"] == big
     assert proxy.count("TrentService.Decrypt") == chunks
-    # Each call takes 0.4 s: one after the other would be chunks * 0.4 s.
-    assert loaded["took"] < 0.4 * chunks / 3
+    # Each call takes 0.4 s: one after the other would be chunks * 0.4 s
+    # (about 5 s); half of that leaves room for importing boto3 on a loaded
+    # machine.
+    assert loaded["took"] < 0.4 * chunks / 2
     assert proxy.most_in_flight > chunks / 2
 
 
