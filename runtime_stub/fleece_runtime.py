@@ -5367,8 +5367,7 @@ def get_connexion_app(
             app_name, specification_dir=os.path.dirname(spec), logger=logger, cors=cors
         )
     else:
-        _import_connexion()
-        from connexion.options import SwaggerUIOptions
+        from connexion.options import SwaggerUIOptions  # imported: _fleece_app_class
 
         api_options.setdefault("swagger_ui_options", SwaggerUIOptions(swagger_ui=False))
         app = app_class(app_name, specification_dir=os.path.dirname(spec))
