@@ -5684,12 +5684,11 @@ def format_event(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
 
 def _call_connexion_app(app: Any, event: object, logger: Any) -> Any:
     """What ``call_api`` answers for ``event`` with the connexion ``app``."""
-    target = _apps_logger(logger)
     request = parse_event(event, current_lambda_context())
     if isinstance(request, HttpRequest):
-        return _serve_asgi(request, app, target)
+        return _serve_asgi(request, app, logger)
     if isinstance(event, dict) and _is_request_template(event):
-        return _call_template_api(app, event, target)
+        return _call_template_api(app, event, _apps_logger(logger))
     raise TypeError(
         "call_api serves HTTP requests (API Gateway, ALB, function URLs) and "
         "events of yoke's request template (parameters.gateway, "
@@ -6624,7 +6623,7 @@ class LambdaEvent:
     defaults' ``gateway["request-id"]`` is a new UUID per instance.
     """
 
-    merge_dicts = True
+    merge_dicts = True  # fleece 1.x's attribute (which 1.x did not read either)
 
     def __init__(
         self,
